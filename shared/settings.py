@@ -1,0 +1,28 @@
+"""Settings pieces both services share (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from pydantic_settings import NoDecode
+
+
+def _split_commas(value: Any) -> Any:
+    """Environment variables carry lists as `a,b,c`; JSON lists are accepted too."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list[str] read from one comma-separated environment variable.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+__all__ = ["LOOPBACK_HOSTS", "CommaList"]

@@ -1,0 +1,87 @@
+"""Real databases for tests: SQLite files always, PostgreSQL when TEST_DATABASE_URL is set.
+
+Each test run owns uniquely named PostgreSQL databases (prefix `na_<run id>_`) and drops them at
+the end, because the server outlives the run. Schemas are built by running the Alembic
+migrations once into a template database; each test gets a fresh copy (`CREATE DATABASE ...
+TEMPLATE ...`), which is much faster than migrating again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
+
+RUN_ID = secrets.token_hex(4)
+PG_URL = os.environ.get("TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+
+
+def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on a private loop in another thread (safe inside pytest-asyncio)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_fn())).result()
+
+
+def _admin_dsn() -> str:
+    assert PG_URL is not None
+    url = make_url(PG_URL).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def pg_url_for(database: str) -> str:
+    assert PG_URL is not None
+    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+
+
+async def _execute(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_admin_dsn())
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+class PostgresDatabases:
+    """Creates templates and per-test copies, and drops them all at the end of the run."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.templates: dict[str, str] = {}
+        self.counter = 0
+
+    def template(self, name: str, migrate: Callable[[str], None]) -> str:
+        if name not in self.templates:
+            db = f"na_{RUN_ID}_tmpl_{name}"
+            run_sync(lambda: _execute(f'CREATE DATABASE "{db}"'))
+            self.created.append(db)
+            migrate(pg_url_for(db))
+            self.templates[name] = db
+        return self.templates[name]
+
+    def copy(self, name: str, migrate: Callable[[str], None]) -> str:
+        template = self.template(name, migrate)
+        self.counter += 1
+        db = f"na_{RUN_ID}_{name}_{self.counter}"
+        run_sync(lambda: _execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"'))
+        self.created.append(db)
+        return pg_url_for(db)
+
+    def drop_all(self) -> None:
+        async def drop() -> None:
+            for db in reversed(self.created):
+                await _execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+        if self.created:
+            run_sync(drop)
+        self.created.clear()
