@@ -1,0 +1,84 @@
+"""RFC 6749 §5.2 errors. Each class carries its wire code, HTTP status and headers (as authlib does).
+
+Only `auth_server/api/` turns these into responses (one handler, in api/oauth_errors.py).
+"""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    error: str = "invalid_request"
+    status_code: int = 400
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(description or self.error)
+        self.description = description
+        self.headers = dict(headers or {})
+        if status_code is not None:
+            self.status_code = status_code
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """RFC 6749 §5.2: 401 with `WWW-Authenticate` when the client tried HTTP Basic."""
+
+    error = "invalid_client"
+
+    def __init__(self, description: str | None = None, *, basic: bool = False) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="notes-auth", charset="UTF-8"'} if basic else {}
+        super().__init__(description, headers=headers, status_code=401 if basic else 400)
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1."""
+
+    error = "unsupported_token_type"
+
+
+class SlowDown(OAuthError):
+    """Too many attempts: 429 with Retry-After (the body keeps the §5.2 shape)."""
+
+    error = "invalid_request"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many attempts; try again later",
+            headers={"Retry-After": str(max(1, int(retry_after)))},
+        )
+
+
+class ServerUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
