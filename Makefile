@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/mypy auth_server resource_server shared
 
 bench: install
+	command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installable: using the Python load generator")
 	$(BIN)/python -m bench.throughput
 
 clean:

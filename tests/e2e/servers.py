@@ -1,0 +1,100 @@
+"""Real servers on loopback for end-to-end tests: `auth-server serve` and `resource-server serve`
+run as subprocesses on free 127.0.0.1 ports, exactly as an operator would start them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class LiveSystem:
+    auth: Server
+    resource: Server
+    auth_env: dict[str, str]
+    resource_env: dict[str, str]
+    servers: list[Server] = field(default_factory=list)
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            [str(BIN / "auth-server"), *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+            env=self.auth_env,
+            check=False,
+            timeout=60,
+        )
+
+
+def start_server(
+    name: str, command: str, port: int, env: dict[str, str], workdir: Path
+) -> Server:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(  # noqa: S603
+        [str(BIN / command), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(name=name, url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path)
+    wait_ready(server)
+    return server
+
+
+def wait_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"{server.name} not ready after {timeout}s:\n{server.log()}")
+
+
+def base_env() -> dict[str, str]:
+    # Nothing from the developer's own AUTH_*/RESOURCE_* environment leaks into the servers.
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "RESOURCE_"))}
