@@ -37,7 +37,9 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
     """Parse one public JWK (RFC 7517). Private members are ignored, never used."""
     import jwt
 
-    public_only = {k: v for k, v in jwk.items() if k not in {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}}
+    public_only = {
+        k: v for k, v in jwk.items() if k not in {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+    }
     parsed = jwt.PyJWK.from_dict(dict(public_only))
     key = parsed.key
     if not isinstance(key, RSAPublicKey | EllipticCurvePublicKey):

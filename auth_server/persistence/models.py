@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,6 +59,23 @@ class Client(Base):
 
 class SigningKey(Base):
     __tablename__ = "signing_keys"
+    # At most one active and one next key, even when replicas race at start-up.
+    __table_args__ = (
+        Index(
+            "uq_signing_keys_one_active",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+        Index(
+            "uq_signing_keys_one_next",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'next'"),
+            postgresql_where=text("state = 'next'"),
+        ),
+    )
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)  # RFC 7638 thumbprint
     state: Mapped[str] = mapped_column(String(16), index=True)  # next|active|retiring|retired

@@ -33,7 +33,7 @@ async def test_six_concurrent_expired_requests_share_one_new_pair(
         assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
         pairs = {(r.headers["New-Access-Token"], r.headers["New-Refresh-Token"]) for r in responses}
         assert len(pairs) == 1
-        (new_access, new_refresh), = pairs
+        ((_new_access, new_refresh),) = pairs
         assert new_refresh != tokens["refresh_token"]
         assert int(responses[0].headers["New-Access-Token-Expires-In"]) == 1
 

@@ -1,0 +1,316 @@
+"""KeyStore: the signing keys' lifecycle (next → active → retiring → retired) in the database.
+
+Every replica reads the same rows, so every replica signs with the same key and publishes the
+same JWKS. Private keys are decrypted and parsed once per key and kept in memory: re-parsing a
+key per signature costs ~36 ms instead of ~0.25 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_server.keys import crypto
+from auth_server.persistence.models import SigningKey
+from auth_server.settings import AuthSettings
+from shared.db import utcnow
+from shared.keys import VerificationKey, key_from_jwk
+
+log = logging.getLogger("auth_server.keys")
+
+NEXT, ACTIVE, RETIRING, RETIRED = "next", "active", "retiring", "retired"
+PUBLISHED = (NEXT, ACTIVE, RETIRING)
+# A retiring key stays published this long past the last token it can have signed.
+PUBLISH_MARGIN = dt.timedelta(seconds=60)
+
+KeyRetiredHook = Callable[[str, dt.datetime], Awaitable[None]]
+
+
+class KeyStoreError(Exception):
+    """Base of the key store's domain errors."""
+
+
+class KeyNotFound(KeyStoreError):
+    pass
+
+
+class RotationRefused(KeyStoreError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyHandle:
+    kid: str
+    alg: str
+    private_key: RSAPrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    kid: str
+    state: str
+    created_at: dt.datetime
+    activated_at: dt.datetime | None
+    retiring_at: dt.datetime | None
+    retired_at: dt.datetime | None
+    publish_until: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    active_kid: str
+    next_kid: str
+    previous_kid: str | None
+    previous_state: str | None
+
+
+class KeyStore:
+    def __init__(
+        self,
+        session_maker: async_sessionmaker[AsyncSession],
+        settings: AuthSettings,
+        *,
+        on_key_retired: KeyRetiredHook | None = None,
+        recheck_seconds: float = 2.0,
+    ) -> None:
+        self._sessions = session_maker
+        self._settings = settings
+        self._kek = settings.key_encryption_secret()
+        self.on_key_retired = on_key_retired
+        self._recheck = recheck_seconds
+        self._lock = asyncio.Lock()
+        self._signing: SigningKeyHandle | None = None
+        self._public: dict[str, VerificationKey] = {}
+        self._jwks: tuple[dict[str, Any], str] | None = None
+        self._loaded_at = float("-inf")
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _reload_if_stale(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._loaded_at < self._recheck:
+            return
+        async with self._lock:
+            if not force and time.monotonic() - self._loaded_at < self._recheck:
+                return
+            now = utcnow()
+            async with self._sessions() as db:
+                rows = (
+                    await db.scalars(select(SigningKey).where(SigningKey.state.in_(PUBLISHED)))
+                ).all()
+            published = [r for r in rows if r.publish_until is None or r.publish_until > now]
+            self._public = {
+                r.kid: self._public.get(r.kid) or key_from_jwk(r.public_jwk) for r in published
+            }
+            active = next((r for r in rows if r.state == ACTIVE), None)
+            if active is None:
+                self._signing = None
+            elif self._signing is None or self._signing.kid != active.kid:
+                private = crypto.decrypt_private_key(
+                    active.private_key_encrypted, self._kek, active.kid
+                )
+                self._signing = SigningKeyHandle(
+                    kid=active.kid, alg=active.alg, private_key=private
+                )
+            order = {NEXT: 2, ACTIVE: 0, RETIRING: 1}
+            keys = [r.public_jwk for r in sorted(published, key=lambda r: (order[r.state], r.kid))]
+            document = {"keys": keys}
+            canonical = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+            self._jwks = (document, '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"')
+            self._loaded_at = time.monotonic()
+
+    async def signing_key(self) -> SigningKeyHandle:
+        await self._reload_if_stale()
+        if self._signing is None:
+            await self._reload_if_stale(force=True)
+        if self._signing is None:
+            raise KeyNotFound("there is no active signing key")
+        return self._signing
+
+    async def get_key(self, kid: str) -> VerificationKey | None:
+        """shared.keys.KeySource for the auth server's own verifier: published keys only."""
+        await self._reload_if_stale()
+        return self._public.get(kid)
+
+    async def jwks(self) -> tuple[dict[str, Any], str]:
+        """The public JWKS document and its strong ETag."""
+        await self._reload_if_stale()
+        assert self._jwks is not None
+        return self._jwks
+
+    async def has_active_key(self) -> bool:
+        async with self._sessions() as db:
+            kid = await db.scalar(select(SigningKey.kid).where(SigningKey.state == ACTIVE))
+        return kid is not None
+
+    async def list_keys(self) -> list[KeyInfo]:
+        async with self._sessions() as db:
+            rows = (await db.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+        return [
+            KeyInfo(
+                r.kid,
+                r.state,
+                r.created_at,
+                r.activated_at,
+                r.retiring_at,
+                r.retired_at,
+                r.publish_until,
+            )
+            for r in rows
+        ]
+
+    # -- changing ------------------------------------------------------------------------
+
+    def _new_key(self, state: str, now: dt.datetime) -> SigningKey:
+        private = crypto.generate_rsa_key()
+        kid = crypto.thumbprint_kid(private.public_key())
+        return SigningKey(
+            kid=kid,
+            state=state,
+            alg="RS256",
+            public_jwk=crypto.public_jwk(private.public_key(), kid),
+            private_key_encrypted=crypto.encrypt_private_key(private, self._kek, kid),
+            created_at=now,
+            activated_at=now if state == ACTIVE else None,
+        )
+
+    async def ensure_keys(self) -> None:
+        """Make sure an active and a next key exist. Safe when several replicas start at once:
+        partial unique indexes allow one active and one next key, and the loser retries."""
+        for _ in range(5):
+            try:
+                async with self._sessions() as db, db.begin():
+                    states = set((await db.scalars(select(SigningKey.state))).all())
+                    now = utcnow()
+                    if ACTIVE not in states:
+                        if NEXT in states:
+                            # First start after a lost active key: promote rather than publish late.
+                            await db.execute(
+                                update(SigningKey)
+                                .where(SigningKey.state == NEXT)
+                                .values(state=ACTIVE, activated_at=now)
+                            )
+                            states.discard(NEXT)
+                        else:
+                            db.add(self._new_key(ACTIVE, now))
+                            log.info("created the first active signing key")
+                        await db.flush()
+                    if NEXT not in states:
+                        db.add(self._new_key(NEXT, now))
+                break
+            except IntegrityError:
+                await asyncio.sleep(0.05)  # another replica won; look again
+        await self._reload_if_stale(force=True)
+
+    async def rotate(self, *, emergency: bool = False) -> RotationResult:
+        """Promote next → active. Normal: the old active key retires gracefully. Emergency: it is
+        retired at once, so tokens it signed stop verifying."""
+        now = utcnow()
+        async with self._sessions() as db, db.begin():
+            rows = (
+                await db.scalars(select(SigningKey).where(SigningKey.state.in_((NEXT, ACTIVE))))
+            ).all()
+            nxt = next((r for r in rows if r.state == NEXT), None)
+            active = next((r for r in rows if r.state == ACTIVE), None)
+            if nxt is None:
+                raise RotationRefused("there is no next key; start the server once to create it")
+            min_age = dt.timedelta(seconds=self._settings.jwks_max_age)
+            if not emergency and now - nxt.created_at < min_age:
+                wait = int((nxt.created_at + min_age - now).total_seconds()) + 1
+                raise RotationRefused(
+                    f"the next key has been published for less than one JWKS cache lifetime; "
+                    f"retry in {wait}s (or use --emergency)"
+                )
+            previous_state = None
+            if active is not None:
+                previous_state = RETIRED if emergency else RETIRING
+                values: dict[str, Any] = {"state": previous_state}
+                if emergency:
+                    values |= {"retired_at": now, "publish_until": now}
+                else:
+                    ttl = dt.timedelta(seconds=self._settings.access_token_ttl)
+                    values |= {"retiring_at": now, "publish_until": now + ttl + PUBLISH_MARGIN}
+                # Conditional: if another replica rotated meanwhile, nothing matches and we stop.
+                result = await db.execute(
+                    update(SigningKey)
+                    .where(SigningKey.kid == active.kid, SigningKey.state == ACTIVE)
+                    .values(**values)
+                )
+                if result.rowcount != 1:  # type: ignore[attr-defined]
+                    raise RotationRefused("another rotation is in progress")
+            promoted = await db.execute(
+                update(SigningKey)
+                .where(SigningKey.kid == nxt.kid, SigningKey.state == NEXT)
+                .values(state=ACTIVE, activated_at=now)
+            )
+            if promoted.rowcount != 1:  # type: ignore[attr-defined]
+                raise RotationRefused("another rotation is in progress")
+            await db.flush()
+            new_next = self._new_key(NEXT, now)
+            db.add(new_next)
+        await self._reload_if_stale(force=True)
+        if emergency and active is not None and self.on_key_retired is not None:
+            until = now + dt.timedelta(seconds=self._settings.access_token_ttl) + PUBLISH_MARGIN
+            await self.on_key_retired(active.kid, until)
+        log.info(
+            "rotated signing keys: %s is active%s", nxt.kid, " (emergency)" if emergency else ""
+        )
+        return RotationResult(
+            active_kid=nxt.kid,
+            next_kid=new_next.kid,
+            previous_kid=active.kid if active else None,
+            previous_state=previous_state,
+        )
+
+    async def retire(self, kid: str) -> None:
+        """Stop publishing a key. The active key can only go through `rotate(emergency=True)`."""
+        now = utcnow()
+        async with self._sessions() as db, db.begin():
+            row = await db.get(SigningKey, kid)
+            if row is None:
+                raise KeyNotFound(f"no signing key {kid!r}")
+            if row.state == ACTIVE:
+                raise RotationRefused(
+                    "the active key can't be retired; use `keys rotate --emergency`"
+                )
+            if row.state == NEXT:
+                raise RotationRefused("the next key can't be retired; rotate first")
+            if row.state == RETIRED:
+                return
+            row.state, row.retired_at, row.publish_until = RETIRED, now, now
+        await self._reload_if_stale(force=True)
+        if self.on_key_retired is not None:
+            until = now + dt.timedelta(seconds=self._settings.access_token_ttl) + PUBLISH_MARGIN
+            await self.on_key_retired(kid, until)
+
+    async def retire_expired(self) -> int:
+        """Retiring keys whose last token has expired are retired (the schedule calls this)."""
+        now = utcnow()
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(
+                update(SigningKey)
+                .where(SigningKey.state == RETIRING, SigningKey.publish_until <= now)
+                .values(state=RETIRED, retired_at=now)
+            )
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if count:
+            await self._reload_if_stale(force=True)
+        return count
+
+    async def active_key_age(self) -> dt.timedelta | None:
+        async with self._sessions() as db:
+            activated = await db.scalar(
+                select(SigningKey.activated_at).where(SigningKey.state == ACTIVE)
+            )
+        return None if activated is None else utcnow() - activated

@@ -1,0 +1,259 @@
+"""RemoteKeySet: the async JWKS client behind every resource server.
+
+Hand-written because no library does all of it (PyJWT's PyJWKClient is synchronous and has no
+ETag revalidation, stale-if-error or negative caching; joserfc has no fetching at all):
+- `jwks_uri` is discovered from the issuer's RFC 8414 metadata;
+- the whole set is cached for the `Cache-Control: max-age` it came with (never less than a
+  floor), revalidated with `ETag`, and refreshed in the background before it expires;
+- concurrent fetches are merged into one (single flight);
+- an unknown `kid` causes at most one refetch per `min_refresh` seconds, and unknown kids are
+  negatively cached, so a flood of made-up kids can't make us hammer the auth server
+  (panva/jose's cooldown);
+- stale-if-error: when the auth server is down or answers garbage, the last good set stays in
+  use (counted in a metric), and it is persisted to disk so a restart during an outage still
+  verifies;
+- fetches have a timeout, and a body larger than `max_bytes` is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.keys import VerificationKey, key_from_jwk
+from shared.metrics import jwks_fetches, jwks_stale_served
+
+log = logging.getLogger("shared.jwks")
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+
+
+class KeySetUnavailable(Exception):
+    """No key set could be loaded (and none was loaded before)."""
+
+
+def _max_age(cache_control: str | None) -> float | None:
+    if not cache_control:
+        return None
+    lowered = cache_control.lower()
+    if "no-store" in lowered or "no-cache" in lowered:
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
+
+
+def parse_jwks(document: Any) -> dict[str, VerificationKey]:
+    """Signing keys by kid; keys that aren't for signatures, or that don't parse, are skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWK set")
+    keys: dict[str, VerificationKey] = {}
+    for jwk in document["keys"]:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        if jwk.get("use", "sig") != "sig" or jwk.get("kty") not in ("RSA", "EC"):
+            continue
+        try:
+            keys[jwk["kid"]] = key_from_jwk(jwk)
+        except Exception:  # one bad key must not hide the good ones
+            log.warning("skipping a JWK that does not parse (kid=%r)", jwk["kid"][:64])
+    return keys
+
+
+class RemoteKeySet:
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        http: httpx.AsyncClient,
+        min_refresh: float = 10,
+        cache_floor: float = 60,
+        timeout: float = 5,
+        max_bytes: int = 256 * 1024,
+        cache_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_interval: float = 5,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self._http = http
+        self._min_refresh = min_refresh
+        self._floor = cache_floor
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._cache_path = cache_path
+        self._clock = clock
+        self._retry = retry_interval
+        self._keys: dict[str, VerificationKey] = {}
+        self._etag: str | None = None
+        self._expires_at = float("-inf")
+        self._last_fetch = float("-inf")
+        self._unknown: dict[str, float] = {}  # negative cache: kid -> until
+        self._inflight: asyncio.Task[None] | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._jwks_uri: str | None = None
+        self.metadata: dict[str, Any] | None = None
+        self.ready = False
+        self._fetches = jwks_fetches()
+        self._stale = jwks_stale_served()
+
+    # -- public --------------------------------------------------------------------------
+
+    async def get_key(self, kid: str) -> VerificationKey | None:
+        now = self._clock()
+        if now >= self._expires_at:
+            await self._refresh_safely()
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if self._unknown.get(kid, float("-inf")) > now:
+            return None
+        # An unknown kid may be a key published after our last fetch: refetch, but at most once
+        # per min_refresh, whatever the number of different kids asked for.
+        if now - self._last_fetch >= self._min_refresh:
+            await self._refresh_safely()
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+        self._unknown[kid] = now + self._min_refresh
+        if len(self._unknown) > 10_000:
+            self._unknown = {k: v for k, v in self._unknown.items() if v > now}
+        return None
+
+    async def start(self) -> None:
+        """Load the persisted set (if any), fetch once, and keep refreshing in the background."""
+        self._load_persisted()
+        await self._refresh_safely()
+        if self._background is None:
+            self._background = asyncio.create_task(self._refresh_loop(), name="jwks-refresh")
+
+    async def aclose(self) -> None:
+        for task in (self._background, self._inflight):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._background = None
+
+    async def refresh(self) -> None:
+        """Fetch now (merged with any fetch already under way). Raises on failure."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._fetch())
+        await asyncio.shield(self._inflight)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _refresh_safely(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:
+            self._fetches.labels(outcome="error").inc()
+            if self._keys:
+                self._stale.inc()
+                log.warning("JWKS fetch failed, using the last good key set: %s", exc)
+            else:
+                log.warning("JWKS fetch failed and no key set is known yet: %s", exc)
+            # Don't retry on every request while the auth server is down.
+            self._expires_at = max(self._expires_at, self._clock() + self._retry)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            # Refresh a little before the cached set expires (at 80% of its life).
+            delay = max(1.0, (self._expires_at - self._clock()) * 0.8)
+            if not self.ready:
+                delay = self._retry
+            await asyncio.sleep(min(delay, 3600))
+            await self._refresh_safely()
+
+    async def _get_limited(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        request = self._http.build_request("GET", url, headers=headers, timeout=self._timeout)
+        response = await self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+                raise ValueError(f"{url}: response larger than {self._max_bytes} bytes")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise ValueError(f"{url}: response larger than {self._max_bytes} bytes")
+            response._content = bytes(body)
+        finally:
+            await response.aclose()
+        return response
+
+    async def _discover(self) -> str:
+        if self._jwks_uri is not None:
+            return self._jwks_uri
+        response = await self._get_limited(self.issuer + METADATA_PATH)
+        response.raise_for_status()
+        metadata = response.json()
+        # RFC 8414 §3.3: the document's issuer must be the one we asked about.
+        if not isinstance(metadata, dict) or metadata.get("issuer", "").rstrip("/") != self.issuer:
+            raise ValueError("the metadata document names another issuer")
+        jwks_uri = metadata.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise ValueError("the metadata document has no usable jwks_uri")
+        self.metadata = metadata
+        self._jwks_uri = jwks_uri
+        return jwks_uri
+
+    async def _fetch(self) -> None:
+        self._last_fetch = self._clock()
+        uri = await self._discover()
+        headers = {"If-None-Match": self._etag} if self._etag and self._keys else {}
+        response = await self._get_limited(uri, headers)
+        now = self._clock()
+        max_age = _max_age(response.headers.get("cache-control"))
+        lifetime = max(self._floor, max_age if max_age is not None else self._floor)
+        if response.status_code == 304 and self._keys:
+            self._fetches.labels(outcome="not_modified").inc()
+            self._expires_at = now + lifetime
+            return
+        response.raise_for_status()
+        document = response.json()
+        keys = parse_jwks(document)
+        if not keys:
+            raise ValueError("the JWK set has no usable signing key")
+        self._keys = keys
+        self._etag = response.headers.get("etag")
+        self._expires_at = now + lifetime
+        self._unknown = {k: v for k, v in self._unknown.items() if k not in keys}
+        self.ready = True
+        self._fetches.labels(outcome="ok").inc()
+        self._persist(document)
+
+    def _persist(self, document: Any) -> None:
+        if self._cache_path is None:
+            return
+        try:
+            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"issuer": self.issuer, "jwks": document}))
+            os.replace(tmp, self._cache_path)  # atomic: a crash never leaves half a file
+        except OSError as exc:
+            log.warning("could not persist the JWKS to %s: %s", self._cache_path, exc)
+
+    def _load_persisted(self) -> None:
+        if self._cache_path is None or not self._cache_path.exists() or self._keys:
+            return
+        try:
+            saved = json.loads(self._cache_path.read_text())
+            if saved.get("issuer") != self.issuer:
+                return
+            self._keys = parse_jwks(saved["jwks"])
+            self.ready = bool(self._keys)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the persisted JWKS at %s: %s", self._cache_path, exc)
+
+
+__all__ = ["KeySetUnavailable", "RemoteKeySet", "parse_jwks"]
