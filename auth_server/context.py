@@ -15,6 +15,7 @@ from auth_server.settings import AuthSettings
 if TYPE_CHECKING:
     from auth_server.keys.store import KeyStore
     from auth_server.oauth.tokens import TokenIssuer
+    from auth_server.sessions.grace import GraceCipher
     from auth_server.users.passwords import PasswordHasher
     from auth_server.users.throttle import LoginThrottle
     from shared.verification import TokenVerifier
@@ -30,5 +31,6 @@ class AuthContext:
     throttle: LoginThrottle
     tokens: TokenIssuer
     verifier: TokenVerifier
+    grace: GraceCipher
     redis: Any | None = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
     extras: dict[str, Any] = field(default_factory=dict)

@@ -45,7 +45,9 @@ class AuthSettings(BaseSettings):
     # Beyond the contract's table: operational knobs with safe defaults.
     var_dir: Path = Path("var")
     jwks_max_age: int = Field(300, gt=0, description="Cache-Control max-age of the JWKS, seconds")
-    key_rotation_check_interval: int = Field(3600, gt=0, description="seconds between schedule checks")
+    key_rotation_check_interval: int = Field(
+        3600, gt=0, description="seconds between schedule checks"
+    )
     sweep_interval: int = Field(300, gt=0, description="seconds between purges of expired rows")
     revocation_feed_page_size: int = Field(500, gt=0)
     password_hash_time_cost: int = Field(3, ge=1)

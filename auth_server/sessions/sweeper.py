@@ -1,0 +1,82 @@
+"""Purges what no longer matters: expired or long-ended sessions (their refresh tokens go with
+them), expired feed entries, and grace-window answers past their window.
+
+Each pass deletes in bounded batches by indexed expiry columns, so its cost follows the amount
+of expired data, not the number of live sessions, and it never holds long locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_server.persistence.models import LoginSession, RefreshToken, Revocation
+from auth_server.settings import AuthSettings
+from shared.db import utcnow
+
+log = logging.getLogger("auth_server.sweeper")
+
+BATCH = 1000
+ENDED_RETENTION = dt.timedelta(days=7)  # ended sessions stay listable for audits a while
+
+
+async def _delete_batches(
+    session_maker: async_sessionmaker[AsyncSession], model: type, condition: object
+) -> int:
+    total = 0
+    pk = model.id  # type: ignore[attr-defined]
+    while True:
+        async with session_maker() as db, db.begin():
+            ids = (await db.scalars(select(pk).where(condition).limit(BATCH))).all()  # type: ignore[arg-type]
+            if not ids:
+                return total
+            if model is LoginSession:
+                await db.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(ids)))
+            await db.execute(delete(model).where(pk.in_(ids)))
+            total += len(ids)
+        if len(ids) < BATCH:
+            return total
+
+
+async def sweep_once(
+    session_maker: async_sessionmaker[AsyncSession], settings: AuthSettings
+) -> dict[str, int]:
+    now = utcnow()
+    counts = {
+        "sessions": await _delete_batches(
+            session_maker,
+            LoginSession,
+            (LoginSession.expires_at < now) | (LoginSession.ended_at < now - ENDED_RETENTION),
+        ),
+        "revocations": await _delete_batches(
+            session_maker, Revocation, Revocation.expires_at < now
+        ),
+    }
+    grace_cutoff = now - dt.timedelta(seconds=settings.refresh_reuse_grace + 5)
+    async with session_maker() as db, db.begin():
+        result = await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.grace_response.is_not(None), RefreshToken.used_at < grace_cutoff)
+            .values(grace_response=None)
+        )
+    counts["grace_answers"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return counts
+
+
+async def run_sweeper(
+    session_maker: async_sessionmaker[AsyncSession], settings: AuthSettings, *, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            counts = await sweep_once(session_maker, settings)
+            if any(counts.values()):
+                log.info("swept %s", counts)
+        except Exception:  # the sweeper must outlive a database hiccup
+            log.exception("sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.sweep_interval)
