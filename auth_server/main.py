@@ -54,6 +54,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         keys = KeyStore(session_maker, settings)
         keys.on_key_retired = kid_retired_hook(session_maker, settings, redis)
         await keys.ensure_keys()
+        await keys.start()
         ctx = AuthContext(
             settings=settings,
             engine=engine,
@@ -76,6 +77,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             yield
         finally:
             await stop_background()
+            await keys.aclose()
             await ctx.throttle.aclose()
             if redis is not None:
                 await redis.aclose()

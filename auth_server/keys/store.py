@@ -8,6 +8,7 @@ key per signature costs ~36 ms instead of ~0.25 ms.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -95,10 +96,36 @@ class KeyStore:
         self._public: dict[str, VerificationKey] = {}
         self._jwks: tuple[dict[str, Any], str] | None = None
         self._loaded_at = float("-inf")
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Keep the cached keys fresh in the background. Once started, the request path never
+        touches the database for keys: a request's own open transaction (SQLite takes its write
+        lock at BEGIN) can then never wait on a second connection of the same process."""
+        await self._reload_if_stale(force=True)
+        if self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_loop(), name="key-store-refresh")
+
+    async def aclose(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._recheck)
+            try:
+                await self._reload_if_stale(force=True)
+            except Exception:  # keep serving the cached keys through a database hiccup
+                log.exception("could not reload the signing keys")
 
     # -- reading -------------------------------------------------------------------------
 
     async def _reload_if_stale(self, *, force: bool = False) -> None:
+        if not force and self._refresher is not None and self._jwks is not None:
+            return  # the background task keeps the cache fresh
         if not force and time.monotonic() - self._loaded_at < self._recheck:
             return
         async with self._lock:

@@ -1,0 +1,73 @@
+"""/me and /notes (CONTRACT §6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from resource_server.api.deps import Caller, DbSession, Reader, Writer
+from resource_server.notes import service
+from resource_server.notes.schemas import NoteCreate, NoteOut, NotePage, NoteUpdate
+from shared.problem import NotFound, ProblemError
+
+router = APIRouter(tags=["notes"])
+
+
+@router.get("/me", summary="The verified caller (from the token alone)")
+async def me(claims: Caller) -> dict[str, Any]:
+    return {
+        "sub": claims.sub,
+        "client_id": claims.client_id,
+        "scope": claims.scope,
+        "exp": claims.exp,
+        "sid": claims.sid,
+    }
+
+
+@router.get("/notes", response_model=NotePage, summary="My notes, newest first")
+async def list_notes(
+    claims: Reader,
+    db: DbSession,
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, max_length=64),
+) -> NotePage:
+    try:
+        notes, next_cursor = await service.list_page(db, claims.sub, limit, cursor)
+    except service.BadCursor as exc:
+        raise ProblemError(str(exc), status=400) from None
+    return NotePage(items=[NoteOut.model_validate(n) for n in notes], next_cursor=next_cursor)
+
+
+@router.post("/notes", status_code=201, response_model=NoteOut, summary="Create a note")
+async def create_note(
+    data: NoteCreate, claims: Writer, db: DbSession, response: Response
+) -> NoteOut:
+    note = await service.create(db, claims.sub, data)
+    response.headers["Location"] = f"/notes/{note.id}"
+    return NoteOut.model_validate(note)
+
+
+@router.get("/notes/{note_id}", response_model=NoteOut, summary="One of my notes")
+async def get_note(note_id: str, claims: Reader, db: DbSession) -> NoteOut:
+    try:
+        return NoteOut.model_validate(await service.get(db, claims.sub, note_id))
+    except service.NoteNotFound:
+        raise NotFound("no such note") from None
+
+
+@router.patch("/notes/{note_id}", response_model=NoteOut, summary="Change one of my notes")
+async def update_note(note_id: str, data: NoteUpdate, claims: Writer, db: DbSession) -> NoteOut:
+    try:
+        return NoteOut.model_validate(await service.update(db, claims.sub, note_id, data))
+    except service.NoteNotFound:
+        raise NotFound("no such note") from None
+
+
+@router.delete("/notes/{note_id}", status_code=204, summary="Delete one of my notes")
+async def delete_note(note_id: str, claims: Writer, db: DbSession) -> Response:
+    try:
+        await service.delete(db, claims.sub, note_id)
+    except service.NoteNotFound:
+        raise NotFound("no such note") from None
+    return Response(status_code=204)
