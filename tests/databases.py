@@ -65,7 +65,9 @@ class PostgresDatabases:
             db = f"na_{RUN_ID}_tmpl_{name}"
             run_sync(lambda: _execute(f'CREATE DATABASE "{db}"'))
             self.created.append(db)
-            migrate(pg_url_for(db))
+            # In a thread: migrations run their own event loop, and callers may be inside one.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(migrate, pg_url_for(db)).result()
             self.templates[name] = db
         return self.templates[name]
 
