@@ -11,7 +11,9 @@ import pytest
 PASSWORD = "correct horse battery staple 42"
 
 
-async def register(client: httpx.AsyncClient, username: str | None = None, **extra: Any) -> dict[str, Any]:
+async def register(
+    client: httpx.AsyncClient, username: str | None = None, **extra: Any
+) -> dict[str, Any]:
     username = username or f"user{secrets.token_hex(4)}"
     body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD} | extra
     response = await client.post("/users", json=body)
@@ -22,7 +24,12 @@ async def register(client: httpx.AsyncClient, username: str | None = None, **ext
 async def login(
     client: httpx.AsyncClient, username: str, password: str = PASSWORD, **form: str
 ) -> httpx.Response:
-    data = {"grant_type": "password", "username": username, "password": password, "client_id": "web"} | form
+    data = {
+        "grant_type": "password",
+        "username": username,
+        "password": password,
+        "client_id": "web",
+    } | form
     return await client.post("/token", data=data)
 
 
