@@ -33,7 +33,11 @@ async def read_oauth_form(request: Request, max_field_length: int) -> dict[str, 
     from urllib.parse import parse_qsl
 
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=50)
+        pairs = parse_qsl(
+            text, keep_blank_values=True, max_num_fields=50, encoding="utf-8", errors="strict"
+        )
+    except UnicodeDecodeError:
+        raise InvalidRequest("a parameter is not valid UTF-8") from None
     except ValueError:
         raise InvalidRequest("too many parameters") from None
     form: dict[str, str] = {}

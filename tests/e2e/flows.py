@@ -23,7 +23,12 @@ async def sign_up_and_log_in(http: httpx.AsyncClient, auth_url: str) -> dict[str
 async def log_in(http: httpx.AsyncClient, auth_url: str, username: str) -> dict[str, Any]:
     response = await http.post(
         f"{auth_url}/token",
-        data={"grant_type": "password", "username": username, "password": PASSWORD, "client_id": "web"},
+        data={
+            "grant_type": "password",
+            "username": username,
+            "password": PASSWORD,
+            "client_id": "web",
+        },
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

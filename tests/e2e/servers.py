@@ -52,7 +52,7 @@ class LiveSystem:
     servers: list[Server] = field(default_factory=list)
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603
+        return subprocess.run(
             [str(BIN / "auth-server"), *args],
             input=stdin,
             text=True,
@@ -63,12 +63,10 @@ class LiveSystem:
         )
 
 
-def start_server(
-    name: str, command: str, port: int, env: dict[str, str], workdir: Path
-) -> Server:
+def start_server(name: str, command: str, port: int, env: dict[str, str], workdir: Path) -> Server:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [str(BIN / command), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=workdir,

@@ -23,9 +23,10 @@ async def test_login_then_crud_on_notes(live_system_factory: LiveSystemFactory) 
 
         me = await http.get(f"{system.resource.url}/me", headers=headers)
         assert me.status_code == 200
-        assert me.json()["sub"] == jwt.decode(
-            tokens["access_token"], options={"verify_signature": False}
-        )["sub"]
+        assert (
+            me.json()["sub"]
+            == jwt.decode(tokens["access_token"], options={"verify_signature": False})["sub"]
+        )
 
         created = await http.post(notes, json={"title": "first", "body": "hello"}, headers=headers)
         assert created.status_code == 201, created.text
@@ -60,7 +61,9 @@ async def test_tokens_signed_by_a_rotated_key_verify_and_emergency_retirement_st
     async with httpx.AsyncClient(timeout=10) as http:
         first = await sign_up_and_log_in(http, system.auth.url)
         first_kid = jwt.get_unverified_header(first["access_token"])["kid"]
-        assert (await http.get(f"{system.resource.url}/me", headers=bearer(first["access_token"]))).status_code == 200
+        assert (
+            await http.get(f"{system.resource.url}/me", headers=bearer(first["access_token"]))
+        ).status_code == 200
 
         await asyncio.sleep(1.2)
         rotated = system.cli("keys", "rotate")

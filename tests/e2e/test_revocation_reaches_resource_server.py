@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 POLL_INTERVAL = 1.0
 
 
-async def _seconds_until_refused(http: httpx.AsyncClient, url: str, token: str, limit: float) -> float:
+async def _seconds_until_refused(
+    http: httpx.AsyncClient, url: str, token: str, limit: float
+) -> float:
     started = time.monotonic()
     while time.monotonic() - started < limit:
         response = await http.get(url, headers=bearer(token))
@@ -29,10 +31,16 @@ async def _seconds_until_refused(http: httpx.AsyncClient, url: str, token: str, 
     return float("inf")
 
 
-async def _revoke_refresh_token(http: httpx.AsyncClient, auth_url: str, tokens: dict[str, str]) -> None:
+async def _revoke_refresh_token(
+    http: httpx.AsyncClient, auth_url: str, tokens: dict[str, str]
+) -> None:
     revoked = await http.post(
         f"{auth_url}/revoke",
-        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": "web"},
+        data={
+            "token": tokens["refresh_token"],
+            "token_type_hint": "refresh_token",
+            "client_id": "web",
+        },
     )
     assert revoked.status_code == 200, revoked.text
 
@@ -60,7 +68,9 @@ async def test_logout_everywhere_is_refused_at_resource_server(
         tokens = await sign_up_and_log_in(http, system.auth.url)
         me = f"{system.resource.url}/me"
         assert (await http.get(me, headers=bearer(tokens["access_token"]))).status_code == 200
-        ended = await http.delete(f"{system.auth.url}/sessions", headers=bearer(tokens["access_token"]))
+        ended = await http.delete(
+            f"{system.auth.url}/sessions", headers=bearer(tokens["access_token"])
+        )
         assert ended.status_code == 204, ended.text
         elapsed = await _seconds_until_refused(http, me, tokens["access_token"], limit=10)
         assert elapsed <= POLL_INTERVAL + 1.0, f"refused after {elapsed:.2f}s"

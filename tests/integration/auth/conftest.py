@@ -6,7 +6,6 @@ import secrets
 from typing import Any
 
 import httpx
-import pytest
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -31,11 +30,3 @@ async def login(
         "client_id": "web",
     } | form
     return await client.post("/token", data=data)
-
-
-@pytest.fixture
-async def user_tokens(auth_client: httpx.AsyncClient) -> dict[str, Any]:
-    user = await register(auth_client)
-    response = await login(auth_client, user["username"])
-    assert response.status_code == 200, response.text
-    return {**response.json(), "user": user}
