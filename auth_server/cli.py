@@ -15,6 +15,7 @@ import typer
 
 from auth_server.keys.cli import keys_app
 from auth_server.settings import AuthSettings
+from shared.settings import describe_settings_error
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ def _settings() -> AuthSettings:
     try:
         return AuthSettings()
     except Exception as exc:  # a settings error is a one-line message, not a traceback
-        raise fail(str(exc).splitlines()[-1] if str(exc) else type(exc).__name__) from None
+        raise fail(describe_settings_error(exc, "AUTH_")) from None
 
 
 def _migrate(settings: AuthSettings) -> None:

@@ -44,7 +44,7 @@ class AuthSettings(BaseSettings):
 
     # Beyond the contract's table: operational knobs with safe defaults.
     var_dir: Path = Path("var")
-    jwks_max_age: int = Field(300, gt=0, description="Cache-Control max-age of the JWKS, seconds")
+    jwks_max_age: int = Field(300, ge=0, description="Cache-Control max-age of the JWKS, seconds")
     key_rotation_check_interval: int = Field(
         3600, gt=0, description="seconds between schedule checks"
     )

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from resource_server.settings import ResourceSettings
+from shared.settings import describe_settings_error
 
 app = typer.Typer(
     help="notes-auth: the notes resource server.",
@@ -24,7 +25,7 @@ def _settings() -> ResourceSettings:
     try:
         return ResourceSettings()
     except Exception as exc:
-        raise fail(str(exc).splitlines()[-1] if str(exc) else type(exc).__name__) from None
+        raise fail(describe_settings_error(exc, "RESOURCE_")) from None
 
 
 def _migrate(settings: ResourceSettings) -> None:

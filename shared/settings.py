@@ -25,4 +25,19 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
-__all__ = ["LOOPBACK_HOSTS", "CommaList"]
+
+def describe_settings_error(exc: Exception, prefix: str) -> str:
+    """One line naming the environment variables that are wrong (for command-line errors)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for error in exc.errors():
+            loc = "_".join(str(p) for p in error.get("loc", ())).upper()
+            name = f"{prefix}{loc}" if loc else "settings"
+            parts.append(f"{name}: {error.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+__all__ = ["LOOPBACK_HOSTS", "CommaList", "describe_settings_error"]

@@ -32,8 +32,12 @@ async def backend_client(auth_app: Any) -> tuple[str, str]:
     ctx = auth_app.state.ctx
     async with ctx.session_maker() as db:
         client, secret = await create_client(
-            db, ctx.passwords, client_id="backend", confidential=True,
-            grant_types=["client_credentials"], scopes=["notes:read"],
+            db,
+            ctx.passwords,
+            client_id="backend",
+            confidential=True,
+            grant_types=["client_credentials"],
+            scopes=["notes:read"],
         )
     assert secret is not None
     return client.id, secret
@@ -44,7 +48,9 @@ async def test_password_grant_issues_an_rfc9068_access_token(
 ) -> None:
     response = await login(auth_client, "alice")
     assert response.status_code == 200
-    assert response.headers["Cache-Control"] == "no-store" and response.headers["Pragma"] == "no-cache"
+    assert (
+        response.headers["Cache-Control"] == "no-store" and response.headers["Pragma"] == "no-cache"
+    )
     body = response.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == auth_settings.access_token_ttl
     assert len(body["refresh_token"]) >= 43  # 256 bits, base64url
@@ -58,7 +64,9 @@ async def test_password_grant_issues_an_rfc9068_access_token(
     assert claims["exp"] - claims["iat"] == auth_settings.access_token_ttl
 
 
-async def test_wrong_password_and_unknown_user_look_the_same(auth_client: httpx.AsyncClient, alice: Any) -> None:
+async def test_wrong_password_and_unknown_user_look_the_same(
+    auth_client: httpx.AsyncClient, alice: Any
+) -> None:
     wrong = await login(auth_client, "alice", password="wrong password 1234")
     unknown = await login(auth_client, "nobody-at-all", password="wrong password 1234")
     _assert_oauth_error(wrong, 400, "invalid_grant")
@@ -75,15 +83,56 @@ async def test_wrong_password_and_unknown_user_look_the_same(auth_client: httpx.
         ({"grant_type": "password", "client_id": "web", "username": "alice"}, "invalid_request"),
         ({"grant_type": "password", "client_id": "web", "password": PASSWORD}, "invalid_request"),
         ({"grant_type": "password", "username": "alice", "password": PASSWORD}, "invalid_client"),
-        ({"grant_type": "password", "client_id": "nope", "username": "alice", "password": PASSWORD}, "invalid_client"),
         (
-            {"grant_type": "password", "client_id": "web", "client_secret": "x", "username": "alice", "password": PASSWORD},
+            {
+                "grant_type": "password",
+                "client_id": "nope",
+                "username": "alice",
+                "password": PASSWORD,
+            },
+            "invalid_client",
+        ),
+        (
+            {
+                "grant_type": "password",
+                "client_id": "web",
+                "client_secret": "x",
+                "username": "alice",
+                "password": PASSWORD,
+            },
             "invalid_client",
         ),
         ({"grant_type": "client_credentials", "client_id": "web"}, "unauthorized_client"),
-        ({"grant_type": "password", "client_id": "web", "username": "alice", "password": PASSWORD, "scope": "admin"}, "invalid_scope"),
-        ({"grant_type": "password", "client_id": "web", "username": "alice", "password": PASSWORD, "scope": "bogus"}, "invalid_scope"),
-        ({"grant_type": "password", "client_id": "web", "username": "alice", "password": PASSWORD, "scope": 'notes:"read'}, "invalid_scope"),
+        (
+            {
+                "grant_type": "password",
+                "client_id": "web",
+                "username": "alice",
+                "password": PASSWORD,
+                "scope": "admin",
+            },
+            "invalid_scope",
+        ),
+        (
+            {
+                "grant_type": "password",
+                "client_id": "web",
+                "username": "alice",
+                "password": PASSWORD,
+                "scope": "bogus",
+            },
+            "invalid_scope",
+        ),
+        (
+            {
+                "grant_type": "password",
+                "client_id": "web",
+                "username": "alice",
+                "password": PASSWORD,
+                "scope": 'notes:"read',
+            },
+            "invalid_scope",
+        ),
     ],
 )
 async def test_bad_requests_get_rfc6749_errors(
@@ -92,9 +141,17 @@ async def test_bad_requests_get_rfc6749_errors(
     _assert_oauth_error(await auth_client.post("/token", data=data), 400, error)
 
 
-async def test_a_json_body_is_invalid_request_not_422(auth_client: httpx.AsyncClient, alice: Any) -> None:
+async def test_a_json_body_is_invalid_request_not_422(
+    auth_client: httpx.AsyncClient, alice: Any
+) -> None:
     response = await auth_client.post(
-        "/token", json={"grant_type": "password", "client_id": "web", "username": "alice", "password": PASSWORD}
+        "/token",
+        json={
+            "grant_type": "password",
+            "client_id": "web",
+            "username": "alice",
+            "password": PASSWORD,
+        },
     )
     _assert_oauth_error(response, 400, "invalid_request")
 
@@ -117,15 +174,21 @@ async def test_duplicate_parameters_are_refused(auth_client: httpx.AsyncClient, 
         "&".join(f"p{i}=v" for i in range(200)),
     ],
 )
-async def test_oversized_nul_and_garbled_fields_are_invalid_request(auth_client: httpx.AsyncClient, raw: str) -> None:
+async def test_oversized_nul_and_garbled_fields_are_invalid_request(
+    auth_client: httpx.AsyncClient, raw: str
+) -> None:
     response = await auth_client.post(
         "/token", content=raw, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     _assert_oauth_error(response, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("username", ["' OR '1'='1", "alice'; DROP TABLE users; --", '" OR 1=1 --', "%' --"])
-async def test_sql_metacharacters_are_just_data(auth_client: httpx.AsyncClient, alice: Any, username: str) -> None:
+@pytest.mark.parametrize(
+    "username", ["' OR '1'='1", "alice'; DROP TABLE users; --", '" OR 1=1 --', "%' --"]
+)
+async def test_sql_metacharacters_are_just_data(
+    auth_client: httpx.AsyncClient, alice: Any, username: str
+) -> None:
     _assert_oauth_error(await login(auth_client, username), 400, "invalid_grant")
     assert (await login(auth_client, "alice")).status_code == 200  # the table is still there
 
@@ -141,9 +204,12 @@ async def test_client_credentials_with_basic_and_with_post(
     auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
 ) -> None:
     client_id, secret = backend_client
-    basic = await auth_client.post("/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    basic = await auth_client.post(
+        "/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
     post = await auth_client.post(
-        "/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
     )
     for response in (basic, post):
         assert response.status_code == 200, response.text
@@ -165,7 +231,9 @@ async def test_basic_auth_failures_are_401_with_a_basic_challenge(
         {"headers": {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}},
     ]
     for case in cases:
-        response = await auth_client.post("/token", data={"grant_type": "client_credentials"}, **case)
+        response = await auth_client.post(
+            "/token", data={"grant_type": "client_credentials"}, **case
+        )
         _assert_oauth_error(response, 401, "invalid_client")
         assert response.headers["WWW-Authenticate"].startswith("Basic")
 
@@ -175,7 +243,9 @@ async def test_two_client_authentication_methods_at_once_are_refused(
 ) -> None:
     client_id, secret = backend_client
     response = await auth_client.post(
-        "/token", data={"grant_type": "client_credentials", "client_secret": secret}, auth=(client_id, secret)
+        "/token",
+        data={"grant_type": "client_credentials", "client_secret": secret},
+        auth=(client_id, secret),
     )
     _assert_oauth_error(response, 400, "invalid_request")
 
@@ -183,7 +253,9 @@ async def test_two_client_authentication_methods_at_once_are_refused(
 async def test_a_confidential_client_without_its_secret_is_refused(
     auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
 ) -> None:
-    response = await auth_client.post("/token", data={"grant_type": "client_credentials", "client_id": "backend"})
+    response = await auth_client.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": "backend"}
+    )
     _assert_oauth_error(response, 400, "invalid_client")
 
 

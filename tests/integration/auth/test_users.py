@@ -18,7 +18,9 @@ async def _sign_up(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
     return await client.post("/users", json=defaults | body)
 
 
-async def test_sign_up_returns_201_with_an_opaque_id_and_no_secret(auth_client: httpx.AsyncClient) -> None:
+async def test_sign_up_returns_201_with_an_opaque_id_and_no_secret(
+    auth_client: httpx.AsyncClient,
+) -> None:
     response = await _sign_up(auth_client)
     assert response.status_code == 201
     body = response.json()
@@ -42,7 +44,9 @@ async def test_usernames_are_one_name_after_nfkc_and_case_folding(
 
 async def test_emails_are_unique_without_regard_to_case(auth_client: httpx.AsyncClient) -> None:
     assert (await _sign_up(auth_client)).status_code == 201
-    assert (await _sign_up(auth_client, username="bob", email="ALICE@Example.COM")).status_code == 409
+    assert (
+        await _sign_up(auth_client, username="bob", email="ALICE@Example.COM")
+    ).status_code == 409
 
 
 async def test_login_works_with_the_email_too(auth_client: httpx.AsyncClient) -> None:
@@ -68,7 +72,9 @@ async def test_login_works_with_the_email_too(auth_client: httpx.AsyncClient) ->
         ("password", "alice@example.com"),
     ],
 )
-async def test_invalid_or_weak_values_are_422(auth_client: httpx.AsyncClient, field: str, value: str) -> None:
+async def test_invalid_or_weak_values_are_422(
+    auth_client: httpx.AsyncClient, field: str, value: str
+) -> None:
     response = await _sign_up(auth_client, **{field: value})
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
@@ -83,8 +89,12 @@ async def test_unknown_fields_are_refused_never_applied(auth_client: httpx.Async
 
 
 @pytest.mark.parametrize("body", [b"{", b"[]", b'"x"', b'{"username": 1}'])
-async def test_malformed_bodies_are_4xx_problems(auth_client: httpx.AsyncClient, body: bytes) -> None:
-    response = await auth_client.post("/users", content=body, headers={"Content-Type": "application/json"})
+async def test_malformed_bodies_are_4xx_problems(
+    auth_client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await auth_client.post(
+        "/users", content=body, headers={"Content-Type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"].startswith(PROBLEM)
 
@@ -113,7 +123,9 @@ async def test_sign_ups_per_address_are_limited(auth_settings: Any) -> None:
 
     async with running_app(auth_settings.model_copy(update={"registration_ip_limit": 2})) as client:
         for i in range(2):
-            assert (await _sign_up(client, username=f"user{i}", email=f"u{i}@example.com")).status_code == 201
+            assert (
+                await _sign_up(client, username=f"user{i}", email=f"u{i}@example.com")
+            ).status_code == 201
         limited = await _sign_up(client, username="user9", email="u9@example.com")
         assert limited.status_code == 429
         assert int(limited.headers["Retry-After"]) > 0
@@ -133,5 +145,7 @@ async def test_users_me_needs_a_valid_token(auth_client: httpx.AsyncClient) -> N
 async def test_users_me_returns_the_caller(auth_client: httpx.AsyncClient) -> None:
     user = await register(auth_client)
     tokens = (await login(auth_client, user["username"])).json()
-    me = await auth_client.get("/users/me", headers={"Authorization": f"bearer {tokens['access_token']}"})
+    me = await auth_client.get(
+        "/users/me", headers={"Authorization": f"bearer {tokens['access_token']}"}
+    )
     assert me.status_code == 200 and me.json()["id"] == user["id"]
