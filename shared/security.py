@@ -178,7 +178,9 @@ def install_bearer_handlers(app: FastAPI) -> None:
 
 class _TokenHeadersMiddleware:
     """Adds the New-* headers of a transparent refresh to whatever response the route produced,
-    error responses included, so the client never loses its new pair."""
+    handled error responses included, so the client keeps its new pair. (An unhandled 500 is
+    rendered outside this middleware; then the auth server's reuse grace window lets the client
+    present the same refresh token again and receive the same pair.)"""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -50,6 +50,18 @@ _PYJWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
 )
 
 
+def _header_names_crit(token: str) -> bool:
+    import base64
+    import json
+
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
+        return False
+    return isinstance(header, dict) and "crit" in header
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -109,6 +121,11 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
+            # PyJWT itself refuses some `crit` headers here; keep the precise reason.
+            if _header_names_crit(token):
+                raise self._fail(
+                    "crit_unsupported", "the token uses unsupported critical headers"
+                ) from None
             raise self._fail("malformed", "the access token is not a signed JWT") from None
         key, kid, alg = await self._select_key(header)
         try:

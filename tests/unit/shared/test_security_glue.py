@@ -1,0 +1,217 @@
+"""The FastAPI glue: RFC 6750 challenges, scopes, transparent refresh headers, 503 on outage."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Security
+
+from shared.claims import AccessTokenClaims
+from shared.problem import NotFound, install_problem_handlers
+from shared.refresh import AuthServerUnavailable, RefreshRejected, TokenPair
+from shared.security import (
+    BearerAuth,
+    install_bearer_handlers,
+    install_token_headers,
+    set_token_url,
+)
+from shared.verification import TokenVerifier
+from tests.unit.shared.conftest import TokenFactory
+
+
+class FakeRefresher:
+    """Stands in for the auth server's token endpoint (the HTTP client is tested with respx)."""
+
+    def __init__(self, make_token: TokenFactory, outcome: str = "ok") -> None:
+        self.make_token = make_token
+        self.outcome = outcome
+        self.calls: list[tuple[str, str]] = []
+
+    async def refresh(self, refresh_token: str, client_id: str) -> TokenPair:
+        self.calls.append((refresh_token, client_id))
+        if self.outcome == "rejected":
+            raise RefreshRejected("400")
+        if self.outcome == "down":
+            raise AuthServerUnavailable("down")
+        return TokenPair(
+            access_token=self.make_token(jti="fresh"),
+            refresh_token="rotated",
+            expires_in=900,
+            scope="notes:read",
+        )
+
+
+def build_app(verifier: TokenVerifier, refresher: Any = None) -> FastAPI:
+    bearer = BearerAuth(realm="test-api", scopes={"notes:read": "read"})
+    app = FastAPI()
+    app.state.token_verifier = verifier
+    app.state.token_refresher = refresher
+    install_token_headers(app)
+    install_problem_handlers(app)
+    install_bearer_handlers(app)
+
+    @app.get("/read")
+    async def read(
+        claims: Annotated[AccessTokenClaims, Security(bearer, scopes=["notes:read"])],
+    ) -> dict[str, str]:
+        return {"sub": claims.sub, "jti": claims.jti}
+
+    @app.get("/admin")
+    async def admin(
+        claims: Annotated[AccessTokenClaims, Security(bearer, scopes=["admin"])],
+    ) -> dict[str, str]:
+        return {"sub": claims.sub}
+
+    @app.get("/boom")
+    async def boom(claims: Annotated[AccessTokenClaims, Security(bearer)]) -> dict[str, str]:
+        raise NotFound("the route failed after the refresh")
+
+    set_token_url(app, "https://auth.example.com/token")
+    return app
+
+
+@pytest.fixture
+async def client(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(verifier, FakeRefresher(make_token))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as c:
+        c.app = app  # type: ignore[attr-defined]
+        yield c
+
+
+async def test_no_credentials_get_a_challenge_without_an_error_code(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/read")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="test-api"'
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Bearer",
+        b"Bearer ",
+        b"Basic abc",
+        b"Bearer a b",
+        b"Token abc",
+        b"bearer not-a-jwt",
+        "Bearer \u00e9\u00e9".encode(),
+    ],
+)
+async def test_malformed_or_bad_credentials_are_401_invalid_token(
+    client: httpx.AsyncClient, header: bytes
+) -> None:
+    response = await client.get("/read", headers={"Authorization": header})
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith(
+        'Bearer realm="test-api", error="invalid_token", error_description="'
+    )
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "BeArEr"])
+async def test_the_scheme_is_matched_without_regard_to_case(
+    client: httpx.AsyncClient, make_token: TokenFactory, scheme: str
+) -> None:
+    assert (
+        await client.get("/read", headers={"Authorization": f"{scheme} {make_token()}"})
+    ).status_code == 200
+
+
+async def test_a_missing_scope_is_403_insufficient_scope(
+    client: httpx.AsyncClient, make_token: TokenFactory
+) -> None:
+    response = await client.get("/admin", headers={"Authorization": f"Bearer {make_token()}"})
+    assert response.status_code == 403
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="test-api", error="insufficient_scope", '
+        'error_description="the access token lacks a required scope", scope="admin"'
+    )
+
+
+async def test_an_expired_token_with_a_refresh_token_is_refreshed_transparently(
+    client: httpx.AsyncClient, make_token: TokenFactory
+) -> None:
+    expired = make_token(exp=1000, iat=900)
+    plain = await client.get("/read", headers={"Authorization": f"Bearer {expired}"})
+    assert plain.status_code == 401 and "expired" in plain.headers["WWW-Authenticate"]
+    response = await client.get(
+        "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt-1"}
+    )
+    assert response.status_code == 200 and response.json()["jti"] == "fresh"
+    assert response.headers["New-Refresh-Token"] == "rotated"
+    assert response.headers["New-Access-Token-Expires-In"] == "900"
+    assert response.headers["New-Access-Token"].count(".") == 2
+    assert response.headers["Cache-Control"] == "no-store"
+    assert client.app.state.token_refresher.calls == [("rt-1", "web")]  # type: ignore[attr-defined]
+
+
+async def test_the_new_pair_is_delivered_even_when_the_route_fails(
+    client: httpx.AsyncClient, make_token: TokenFactory
+) -> None:
+    expired = make_token(exp=1000, iat=900)
+    response = await client.get(
+        "/boom", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt-1"}
+    )
+    assert response.status_code == 404
+    assert response.headers["New-Refresh-Token"] == "rotated"
+
+
+async def test_a_refused_refresh_gets_the_plain_challenge(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    app = build_app(verifier, FakeRefresher(make_token, "rejected"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        expired = make_token(exp=1000, iat=900)
+        response = await client.get(
+            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "bad"}
+        )
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert "New-Access-Token" not in response.headers
+
+
+async def test_an_unreachable_auth_server_is_503_with_retry_after(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    app = build_app(verifier, FakeRefresher(make_token, "down"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        expired = make_token(exp=1000, iat=900)
+        response = await client.get(
+            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt"}
+        )
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_without_a_refresher_an_expired_token_is_just_401(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    app = build_app(verifier, None)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        expired = make_token(exp=1000, iat=900)
+        response = await client.get(
+            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt"}
+        )
+    assert response.status_code == 401
+
+
+async def test_the_openapi_document_declares_the_password_flow(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    scheme = schema["components"]["securitySchemes"]["OAuth2"]
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"]["password"]["tokenUrl"] == "https://auth.example.com/token"
+    assert schema["paths"]["/read"]["get"]["security"] == [{"OAuth2": ["notes:read"]}]
