@@ -1,0 +1,51 @@
+"""How the resource server is put together: readiness before keys, settings, and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from typer.testing import CliRunner
+
+from resource_server.cli import app as cli
+from resource_server.main import create_app
+from tests.e2e.servers import free_port
+
+
+async def test_not_ready_until_a_key_set_is_loaded(resource_settings: Any) -> None:
+    settings = resource_settings.model_copy(
+        update={"auth_server_url": f"http://127.0.0.1:{free_port()}"}
+    )
+    app = create_app(settings, revocation_feed=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"] == {"key_set": False}
+            assert (await client.get("/healthz")).status_code == 200
+            # No keys: every token is refused (fail closed), never a 500.
+            me = await client.get("/me", headers={"Authorization": "Bearer a.b.c"})
+            assert me.status_code == 401
+
+
+async def test_transparent_refresh_can_be_turned_off(resource_settings: Any) -> None:
+    app = create_app(
+        resource_settings.model_copy(update={"transparent_refresh": False}), revocation_feed=False
+    )
+    async with app.router.lifespan_context(app):
+        assert app.state.token_refresher is None
+    app = create_app(resource_settings, revocation_feed=False)
+    async with app.router.lifespan_context(app):
+        assert app.state.token_refresher is not None
+
+
+def test_cli_migrate_and_bad_arguments(resource_settings: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("RESOURCE_DATABASE_URL", resource_settings.database_url)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(cli, ["serve", "--port", "x"]).exit_code == 2
+    assert runner.invoke(cli, ["bogus"]).exit_code == 2
+    monkeypatch.setenv("RESOURCE_LEEWAY", "-5")
+    bad = runner.invoke(cli, ["migrate"])
+    assert bad.exit_code == 1 and "RESOURCE_LEEWAY" in bad.output
