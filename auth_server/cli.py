@@ -15,7 +15,7 @@ import typer
 
 from auth_server.keys.cli import keys_app
 from auth_server.settings import AuthSettings
-from shared.settings import describe_settings_error
+from shared.cli import fail, guarded, load_settings, run_main
 
 T = TypeVar("T")
 
@@ -29,16 +29,8 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _settings() -> AuthSettings:
-    try:
-        return AuthSettings()
-    except Exception as exc:  # a settings error is a one-line message, not a traceback
-        raise fail(describe_settings_error(exc, "AUTH_")) from None
+    return load_settings(AuthSettings, "AUTH_")
 
 
 def _migrate(settings: AuthSettings) -> None:
@@ -80,12 +72,8 @@ def _with_context(action: Callable[..., Awaitable[T]]) -> T:
 @app.command()
 def migrate() -> None:
     """Upgrade the auth database to the latest schema (and seed the `web` client)."""
-    try:
-        _migrate(_settings())
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        raise fail(f"migration failed: {exc}") from None
+    settings = _settings()
+    guarded(lambda: _migrate(settings), "migration")
     typer.echo("auth database is up to date")
 
 
@@ -101,10 +89,7 @@ def serve(
 
     settings = _settings()
     if not no_migrate:
-        try:
-            _migrate(settings)
-        except Exception as exc:
-            raise fail(f"migration failed: {exc}") from None
+        guarded(lambda: _migrate(settings), "migration")
     uvicorn.run(
         "auth_server.main:app_factory",
         factory=True,
@@ -179,8 +164,4 @@ def create_client(
 
 
 def main() -> None:
-    try:
-        app()
-    except Exception as exc:  # never a traceback: one line, exit 1
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    run_main(app)

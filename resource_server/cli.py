@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from resource_server.settings import ResourceSettings
-from shared.settings import describe_settings_error
+from shared.cli import guarded, load_settings, run_main
 
 app = typer.Typer(
     help="notes-auth: the notes resource server.",
@@ -16,25 +14,14 @@ app = typer.Typer(
 )
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _settings() -> ResourceSettings:
-    try:
-        return ResourceSettings()
-    except Exception as exc:
-        raise fail(describe_settings_error(exc, "RESOURCE_")) from None
+    return load_settings(ResourceSettings, "RESOURCE_")
 
 
 def _migrate(settings: ResourceSettings) -> None:
     from resource_server.persistence.database import migrate as run
 
-    try:
-        run(settings.database_url)
-    except Exception as exc:
-        raise fail(f"migration failed: {exc}") from None
+    guarded(lambda: run(settings.database_url), "migration")
 
 
 @app.command()
@@ -69,8 +56,4 @@ def serve(
 
 
 def main() -> None:
-    try:
-        app()
-    except Exception as exc:  # never a traceback: one line, exit 1
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    run_main(app)

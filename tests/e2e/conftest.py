@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.databases import PostgresDatabases
-from tests.e2e.servers import LiveSystem, Server, base_env, free_port, start_server
+from tests.e2e.servers import LiveSystem, Server, free_port, start_server
+from tests.e2e.servers import auth_env as auth_env_for
+from tests.e2e.servers import resource_env as resource_env_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,29 +41,13 @@ def live_system_factory(
         auth_port, resource_port = free_port(), free_port()
         issuer = f"http://127.0.0.1:{auth_port}"
         auth_env = (
-            base_env()
-            | {
-                "AUTH_ENVIRONMENT": "test",
-                "AUTH_DATABASE_URL": auth_db,
-                "AUTH_ISSUER": issuer,
-                "AUTH_KEY_ENCRYPTION_KEY": "e2e-key-encryption-key-0123456789abcdef",
-                "AUTH_VAR_DIR": str(tmp_path / "auth-var"),
-                "AUTH_PASSWORD_HASH_TIME_COST": "1",
-                "AUTH_PASSWORD_HASH_MEMORY_COST": "1024",
-                "AUTH_PASSWORD_HASH_PARALLELISM": "1",
-                "AUTH_CORS_ORIGINS": f"http://127.0.0.1:{resource_port}",
-            }
+            auth_env_for(issuer, auth_db, tmp_path / "auth-var")
+            | {"AUTH_CORS_ORIGINS": f"http://127.0.0.1:{resource_port}"}
             | (auth or {})
         )
         resource_env = (
-            base_env()
-            | {
-                "RESOURCE_ENVIRONMENT": "test",
-                "RESOURCE_DATABASE_URL": resource_db,
-                "RESOURCE_AUTH_SERVER_URL": issuer,
-                "RESOURCE_VAR_DIR": str(tmp_path / "resource-var"),
-                "RESOURCE_REVOCATION_POLL_INTERVAL": "1",
-            }
+            resource_env_for(issuer, resource_db, tmp_path / "resource-var")
+            | {"RESOURCE_REVOCATION_POLL_INTERVAL": "1"}
             | (resource or {})
         )
         auth_server = start_server("auth", "auth-server", auth_port, auth_env, tmp_path)

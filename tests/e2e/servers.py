@@ -96,3 +96,33 @@ def wait_ready(server: Server, timeout: float = 60) -> None:
 def base_env() -> dict[str, str]:
     # Nothing from the developer's own AUTH_*/RESOURCE_* environment leaks into the servers.
     return {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "RESOURCE_"))}
+
+
+def auth_env(
+    issuer: str, database_url: str, var_dir: Path, *, fast_hashing: bool = True
+) -> dict[str, str]:
+    """Environment of an `auth-server serve` process for tests and benchmarks."""
+    env = base_env() | {
+        "AUTH_ENVIRONMENT": "test",
+        "AUTH_DATABASE_URL": database_url,
+        "AUTH_ISSUER": issuer,
+        "AUTH_KEY_ENCRYPTION_KEY": "loopback-test-key-encryption-key-0123456789",
+        "AUTH_VAR_DIR": str(var_dir),
+    }
+    if fast_hashing:
+        env |= {
+            "AUTH_PASSWORD_HASH_TIME_COST": "1",
+            "AUTH_PASSWORD_HASH_MEMORY_COST": "1024",
+            "AUTH_PASSWORD_HASH_PARALLELISM": "1",
+        }
+    return env
+
+
+def resource_env(issuer: str, database_url: str, var_dir: Path) -> dict[str, str]:
+    """Environment of a `resource-server serve` process for tests and benchmarks."""
+    return base_env() | {
+        "RESOURCE_ENVIRONMENT": "test",
+        "RESOURCE_DATABASE_URL": database_url,
+        "RESOURCE_AUTH_SERVER_URL": issuer,
+        "RESOURCE_VAR_DIR": str(var_dir),
+    }

@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.servers import base_env, free_port, start_server
+from tests.e2e.servers import auth_env, free_port, start_server
 from tests.integration.auth.conftest import PASSWORD
 
 
@@ -68,16 +68,7 @@ async def test_unknown_routes_and_methods_are_problem_json(auth_client: httpx.As
 def test_a_third_party_verifies_our_token_with_only_the_jwks_url(tmp_path: Path) -> None:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    env = base_env() | {
-        "AUTH_ENVIRONMENT": "test",
-        "AUTH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
-        "AUTH_ISSUER": issuer,
-        "AUTH_KEY_ENCRYPTION_KEY": "third-party-test-kek-0123456789abcdef",
-        "AUTH_VAR_DIR": str(tmp_path / "var"),
-        "AUTH_PASSWORD_HASH_MEMORY_COST": "1024",
-        "AUTH_PASSWORD_HASH_TIME_COST": "1",
-        "AUTH_PASSWORD_HASH_PARALLELISM": "1",
-    }
+    env = auth_env(issuer, f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}", tmp_path / "var")
     server = start_server("auth", "auth-server", port, env, tmp_path)
     try:
         username = f"u{secrets.token_hex(4)}"

@@ -10,7 +10,6 @@ import httpx
 import jwt
 import pytest
 
-from auth_server.oauth.clients import create_client
 from tests.integration.auth.conftest import PASSWORD, login, register
 
 
@@ -25,22 +24,6 @@ def _assert_oauth_error(response: httpx.Response, status: int, error: str) -> No
 @pytest.fixture
 async def alice(auth_client: httpx.AsyncClient) -> dict[str, Any]:
     return await register(auth_client, "alice")
-
-
-@pytest.fixture
-async def backend_client(auth_app: Any) -> tuple[str, str]:
-    ctx = auth_app.state.ctx
-    async with ctx.session_maker() as db:
-        client, secret = await create_client(
-            db,
-            ctx.passwords,
-            client_id="backend",
-            confidential=True,
-            grant_types=["client_credentials"],
-            scopes=["notes:read"],
-        )
-    assert secret is not None
-    return client.id, secret
 
 
 async def test_password_grant_issues_an_rfc9068_access_token(
@@ -201,9 +184,9 @@ async def test_a_narrower_scope_is_honoured(auth_client: httpx.AsyncClient, alic
 
 
 async def test_client_credentials_with_basic_and_with_post(
-    auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
+    auth_client: httpx.AsyncClient, confidential_client: tuple[str, str]
 ) -> None:
-    client_id, secret = backend_client
+    client_id, secret = confidential_client
     basic = await auth_client.post(
         "/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
     )
@@ -221,9 +204,9 @@ async def test_client_credentials_with_basic_and_with_post(
 
 
 async def test_basic_auth_failures_are_401_with_a_basic_challenge(
-    auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
+    auth_client: httpx.AsyncClient, confidential_client: tuple[str, str]
 ) -> None:
-    client_id, _ = backend_client
+    client_id, _ = confidential_client
     cases = [
         {"auth": (client_id, "wrong-secret")},
         {"auth": ("unknown-client", "whatever")},
@@ -239,9 +222,9 @@ async def test_basic_auth_failures_are_401_with_a_basic_challenge(
 
 
 async def test_two_client_authentication_methods_at_once_are_refused(
-    auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
+    auth_client: httpx.AsyncClient, confidential_client: tuple[str, str]
 ) -> None:
-    client_id, secret = backend_client
+    client_id, secret = confidential_client
     response = await auth_client.post(
         "/token",
         data={"grant_type": "client_credentials", "client_secret": secret},
@@ -251,7 +234,7 @@ async def test_two_client_authentication_methods_at_once_are_refused(
 
 
 async def test_a_confidential_client_without_its_secret_is_refused(
-    auth_client: httpx.AsyncClient, backend_client: tuple[str, str]
+    auth_client: httpx.AsyncClient, confidential_client: tuple[str, str]
 ) -> None:
     response = await auth_client.post(
         "/token", data={"grant_type": "client_credentials", "client_id": "backend"}
@@ -260,12 +243,12 @@ async def test_a_confidential_client_without_its_secret_is_refused(
 
 
 async def test_password_grant_is_not_allowed_for_a_client_without_it(
-    auth_client: httpx.AsyncClient, alice: Any, backend_client: tuple[str, str]
+    auth_client: httpx.AsyncClient, alice: Any, confidential_client: tuple[str, str]
 ) -> None:
     response = await auth_client.post(
         "/token",
         data={"grant_type": "password", "username": "alice", "password": PASSWORD},
-        auth=backend_client,
+        auth=confidential_client,
     )
     _assert_oauth_error(response, 400, "unauthorized_client")
 

@@ -60,24 +60,6 @@ async def db(auth_settings: AuthSettings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def confidential_client(auth_app: Any) -> tuple[str, str]:
-    from auth_server.oauth.clients import create_client
-
-    ctx = auth_app.state.ctx
-    async with ctx.session_maker() as session:
-        client, secret = await create_client(
-            session,
-            ctx.passwords,
-            client_id="backend",
-            confidential=True,
-            grant_types=["client_credentials"],
-            scopes=["notes:read"],
-        )
-    assert secret is not None
-    return client.id, secret
-
-
-@pytest.fixture
 async def admin_tokens(auth_app: Any, auth_client: httpx.AsyncClient) -> dict[str, Any]:
     from auth_server.users.service import register as register_user
 
