@@ -87,6 +87,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         title="notes-auth: auth server",
         version="0.1.0",
         lifespan=lifespan,
+        # Swagger UI's Authorize button logs in as the public `web` client (password grant).
+        swagger_ui_init_oauth={"clientId": "web", "scopes": "notes:read notes:write"},
         description="OAuth2 password, refresh-token and client-credentials grants; RS256 JWT "
         "access tokens (RFC 9068); sessions, revocation and introspection.",
     )

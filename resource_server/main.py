@@ -138,6 +138,8 @@ def create_app(
         title="notes-auth: notes API",
         version="0.1.0",
         lifespan=lifespan,
+        # Swagger UI's Authorize button logs in as the public `web` client (password grant).
+        swagger_ui_init_oauth={"clientId": "web", "scopes": "notes:read notes:write"},
         description="Notes, protected by RS256 access tokens verified locally against the auth "
         "server's published keys.",
     )

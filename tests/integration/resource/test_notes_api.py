@@ -212,6 +212,8 @@ async def test_health_readiness_metrics_and_openapi(
     flow = schema["components"]["securitySchemes"]["OAuth2"]["flows"]["password"]
     assert flow["tokenUrl"] == f"{resource_settings.issuer}/token"
     assert set(flow["scopes"]) == {"notes:read", "notes:write"}
+    docs = await api.get("/docs")
+    assert docs.status_code == 200 and '"clientId": "web"' in docs.text
 
 
 async def test_the_web_page_and_its_configuration(
