@@ -33,7 +33,7 @@ async def test_six_concurrent_expired_requests_share_one_new_pair(
         assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
         pairs = {(r.headers["New-Access-Token"], r.headers["New-Refresh-Token"]) for r in responses}
         assert len(pairs) == 1
-        ((_new_access, new_refresh),) = pairs
+        ((new_access, new_refresh),) = pairs
         assert new_refresh != tokens["refresh_token"]
         assert int(responses[0].headers["New-Access-Token-Expires-In"]) == 1
 
@@ -43,6 +43,17 @@ async def test_six_concurrent_expired_requests_share_one_new_pair(
             data={"grant_type": "refresh_token", "refresh_token": new_refresh, "client_id": "web"},
         )
         assert again.status_code == 200, again.text
+
+        # Neither server ever wrote a token into its log.
+        for server in (system.auth, system.resource):
+            log = server.log()
+            for secret in (
+                tokens["refresh_token"],
+                new_refresh,
+                new_access,
+                tokens["access_token"],
+            ):
+                assert secret not in log
 
 
 async def test_a_write_with_an_expired_token_and_refresh_token_is_performed_once(
