@@ -90,7 +90,10 @@ class Denylist:
                         "kid": "signing key retired",
                     }[kind]
         user = entries["user"].get(claims.sub)
-        if user is not None and user[0] > now and user[1] is not None and claims.iat <= user[1]:
+        if user is not None and user[0] > now and user[1] is not None and claims.iat < int(user[1]):
+            # `iat` has whole seconds: a token from the very second of the logout is not refused
+            # here, or a login right after "log out everywhere" would be refused for its whole
+            # life. Session tokens of that second are refused by their own `sid` event.
             return "session ended"
         return None
 

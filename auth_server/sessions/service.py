@@ -366,4 +366,5 @@ async def token_is_revoked(
         .order_by(Revocation.not_before.desc())
         .limit(1)
     )
-    return not_before is not None and iat <= not_before.timestamp()
+    # Whole seconds, as in shared.denylist.Denylist.check: the logout's own second is spared.
+    return not_before is not None and iat < int(not_before.timestamp())

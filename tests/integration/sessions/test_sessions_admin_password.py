@@ -83,6 +83,9 @@ async def test_log_out_everywhere(auth_client: httpx.AsyncClient) -> None:
     assert sorted(e["type"] for e in events) == ["sid", "sid", "sid", "user"]
     user_event = next(e for e in events if e["type"] == "user")
     assert user_event["value"] == user["id"] and user_event["not_before"] is not None
+    # Logging in again right away works: the new session is not caught by the logout.
+    again = (await login(auth_client, user["username"])).json()
+    assert (await auth_client.get("/users/me", headers=bearer(again["access_token"]))).status_code == 200
 
 
 async def test_session_endpoints_need_a_token(auth_client: httpx.AsyncClient) -> None:

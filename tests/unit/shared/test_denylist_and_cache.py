@@ -47,6 +47,10 @@ def test_a_user_not_before_time_revokes_only_older_tokens() -> None:
     assert deny.check(token_claims(sub="u1", iat=999_400), None) == "session ended"
     assert deny.check(token_claims(sub="u1", iat=999_600), None) is None
     assert deny.check(token_claims(sub="u2", iat=999_400), None) is None
+    # Whole seconds: a token issued in the logout's own second is left to its `sid` event.
+    deny.add_user_not_before("u3", not_before=999_700.6, until=clock.now + 100)
+    assert deny.check(token_claims(sub="u3", iat=999_699), None) == "session ended"
+    assert deny.check(token_claims(sub="u3", iat=999_700), None) is None
 
 
 def test_entries_already_expired_are_not_added_and_the_list_stays_bounded() -> None:
