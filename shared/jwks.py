@@ -100,6 +100,7 @@ class RemoteKeySet:
         self._unknown: dict[str, float] = {}  # negative cache: kid -> until
         self._inflight: asyncio.Task[None] | None = None
         self._background: asyncio.Task[None] | None = None
+        self._kick: asyncio.Task[None] | None = None
         self._jwks_uri: str | None = None
         self.metadata: dict[str, Any] | None = None
         self.ready = False
@@ -111,7 +112,12 @@ class RemoteKeySet:
     async def get_key(self, kid: str) -> VerificationKey | None:
         now = self._clock()
         if now >= self._expires_at:
-            await self._refresh_safely()
+            if self._keys:
+                # Past its lifetime but known: keep serving it while one refresh runs beside the
+                # requests, so no request waits on the auth server (or on its outage timeout).
+                self._refresh_in_background()
+            else:
+                await self._refresh_safely()
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -137,7 +143,7 @@ class RemoteKeySet:
             self._background = asyncio.create_task(self._refresh_loop(), name="jwks-refresh")
 
     async def aclose(self) -> None:
-        for task in (self._background, self._inflight):
+        for task in (self._background, self._inflight, self._kick):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -151,6 +157,11 @@ class RemoteKeySet:
         await asyncio.shield(self._inflight)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _refresh_in_background(self) -> None:
+        if self._inflight is None or self._inflight.done():
+            if self._kick is None or self._kick.done():
+                self._kick = asyncio.create_task(self._refresh_safely(), name="jwks-refresh-now")
 
     async def _refresh_safely(self) -> None:
         try:

@@ -85,7 +85,9 @@ async def test_log_out_everywhere(auth_client: httpx.AsyncClient) -> None:
     assert user_event["value"] == user["id"] and user_event["not_before"] is not None
     # Logging in again right away works: the new session is not caught by the logout.
     again = (await login(auth_client, user["username"])).json()
-    assert (await auth_client.get("/users/me", headers=bearer(again["access_token"]))).status_code == 200
+    assert (
+        await auth_client.get("/users/me", headers=bearer(again["access_token"]))
+    ).status_code == 200
 
 
 async def test_session_endpoints_need_a_token(auth_client: httpx.AsyncClient) -> None:

@@ -73,7 +73,9 @@ async def test_keys_are_cached_for_max_age_and_revalidated_with_etag(
         assert (await keys.get_key("k1")) is not None
         assert route.call_count == 1
         clock.now += 2
+        # Expired: the known set is still served while a refresh runs beside the request.
         assert (await keys.get_key("k1")) is not None
+        await asyncio.sleep(0.01)
         assert route.call_count == 2
         assert route.calls[1].request.headers["If-None-Match"] == '"v1"'
         assert keys.metadata is not None and keys.metadata["token_endpoint"] == f"{ISSUER}/token"
@@ -155,8 +157,12 @@ async def test_stale_keys_keep_verifying_during_an_outage(
         before = stale._value.get()
         clock.now += 61
         assert (await verifier.verify(make_token())).sub == "user-1"
+        await asyncio.sleep(0.01)  # the refresh beside the request fails: connect error
         clock.now += 10
         assert (await verifier.verify(make_token())).sub == "user-1"
+        await asyncio.sleep(0.01)  # and again: garbage
+        assert (await verifier.verify(make_token())).sub == "user-1"
+        assert route.call_count == 3
         assert stale._value.get() == before + 2
 
 
@@ -251,3 +257,25 @@ async def test_concurrent_first_fetches_are_merged_into_one(
         found = await asyncio.gather(*(keys.get_key("k1") for _ in range(20)))
         assert all(k is not None for k in found)
         assert route.call_count == 1
+
+
+async def test_a_hanging_auth_server_never_makes_a_request_wait(
+    mock: Any, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    import time
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(1)
+        return httpx.Response(504)
+
+    route = mock.get(JWKS_URL)
+    route.side_effect = [httpx.Response(200, json={"keys": [jwk(rsa_key, "k1")]}), hang]
+    clock = Clock()
+    async with httpx.AsyncClient() as http:
+        keys = make_set(clock, http)
+        await keys.get_key("k1")
+        clock.now += 120
+        started = time.perf_counter()
+        assert await keys.get_key("k1") is not None
+        assert time.perf_counter() - started < 0.5
+        await keys.aclose()
