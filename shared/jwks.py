@@ -159,9 +159,9 @@ class RemoteKeySet:
     # -- internals -----------------------------------------------------------------------
 
     def _refresh_in_background(self) -> None:
-        if self._inflight is None or self._inflight.done():
-            if self._kick is None or self._kick.done():
-                self._kick = asyncio.create_task(self._refresh_safely(), name="jwks-refresh-now")
+        idle = self._inflight is None or self._inflight.done()
+        if idle and (self._kick is None or self._kick.done()):
+            self._kick = asyncio.create_task(self._refresh_safely(), name="jwks-refresh-now")
 
     async def _refresh_safely(self) -> None:
         try:
