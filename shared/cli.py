@@ -43,5 +43,6 @@ def run_main(app: typer.Typer) -> None:
     try:
         app()
     except Exception as exc:
-        typer.echo(f"error: {exc}", err=True)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {first_line}", err=True)
         sys.exit(1)

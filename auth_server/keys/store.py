@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -253,7 +253,11 @@ class KeyStore:
             if nxt is None:
                 raise RotationRefused("there is no next key; start the server once to create it")
             min_age = dt.timedelta(seconds=self._settings.jwks_max_age)
-            if not emergency and now - nxt.created_at < min_age:
+            # The next key made with the very first active key (no rotation yet: two keys exist)
+            # is in every JWKS ever served, so no verifier can hold a copy without it; any later
+            # next key must first be published for one JWKS cache lifetime (CONTRACT §2).
+            initial = await db.scalar(select(func.count()).select_from(SigningKey)) == 2
+            if not emergency and not initial and now - nxt.created_at < min_age:
                 wait = int((nxt.created_at + min_age - now).total_seconds()) + 1
                 raise RotationRefused(
                     f"the next key has been published for less than one JWKS cache lifetime; "
