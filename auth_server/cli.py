@@ -142,14 +142,18 @@ def create_client(
     from auth_server.oauth.clients import ClientExists, InvalidClientSpec
     from auth_server.oauth.clients import create_client as create
 
+    # Each option may be repeated, or carry several values separated by spaces or commas.
+    grants = [g for value in grant for g in value.replace(",", " ").split()]
+    scopes = [s for value in scope for s in value.replace(",", " ").split()]
+
     async def action(db, hasher):  # type: ignore[no-untyped-def]
         return await create(
             db,
             hasher,
             client_id=client_id,
             confidential=confidential,
-            grant_types=grant,
-            scopes=scope,
+            grant_types=grants,
+            scopes=scopes,
         )
 
     try:

@@ -101,6 +101,19 @@ async def test_clients_create_prints_the_secret_alone_on_the_last_line(
     assert bad_grant.exit_code == 1 and "unknown grant" in bad_grant.output
     public_cc = await invoke(["clients", "create", "x2", "--grant", "client_credentials"])
     assert public_cc.exit_code == 1
+    several = await invoke(
+        [
+            "clients",
+            "create",
+            "x3",
+            "--grant",
+            "password refresh_token",
+            "--scope",
+            "notes:read,notes:write",
+        ]
+    )
+    assert several.exit_code == 0, several.output
+    assert "grants: password refresh_token; scopes: notes:read notes:write" in several.output
 
 
 async def test_keys_list_rotate_and_retire(
