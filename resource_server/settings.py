@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import CommaList
+from shared.settings import LOOPBACK_HOSTS, CommaList
 
 
 class ResourceSettings(BaseSettings):
@@ -28,7 +29,6 @@ class ResourceSettings(BaseSettings):
 
     # Beyond the contract's table.
     algorithms: CommaList = ["RS256"]
-    realm: str = "notes-api"
     jwks_cache_floor: float = Field(60, ge=0, description="least seconds a fetched JWKS is kept")
     jwks_fetch_timeout: float = Field(5, gt=0)
     jwks_max_bytes: int = Field(256 * 1024, gt=0)
@@ -39,6 +39,21 @@ class ResourceSettings(BaseSettings):
     max_body_bytes: int = Field(128 * 1024, gt=0)
     redis_prefix: str = "notes-auth"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> ResourceSettings:
+        if self.environment != "production":
+            return self
+        problems = []
+        url = urlsplit(self.auth_server_url)
+        if url.scheme != "https" and (url.hostname or "") not in LOOPBACK_HOSTS:
+            # Keys fetched over plain HTTP could be swapped on the way: fail closed.
+            problems.append("RESOURCE_AUTH_SERVER_URL must be https:// outside loopback")
+        if any(origin.strip() == "*" for origin in self.cors_origins):
+            problems.append("RESOURCE_CORS_ORIGINS must not be open (*)")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
 
     @property
     def issuer(self) -> str:
