@@ -56,6 +56,16 @@ class AuthSettings(BaseSettings):
     redis_prefix: str = "notes-auth"
     max_form_field_length: int = Field(4096, gt=0)
     log_level: str = "INFO"
+    key_cache_refresh_interval: float = Field(
+        2.0, gt=0, description="seconds between reloads of the signing keys from the database"
+    )
+    revocation_feed_settle: float = Field(
+        2.0,
+        ge=0,
+        description="feed events this young are sent again (late commits are not skipped)",
+    )
+    ended_session_retention_days: int = Field(7, ge=0, description="ended sessions kept for audits")
+    sweep_batch_size: int = Field(1000, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> AuthSettings:

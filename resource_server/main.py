@@ -67,6 +67,7 @@ def create_app(
                 timeout=settings.jwks_fetch_timeout,
                 max_bytes=settings.jwks_max_bytes,
                 cache_path=settings.var_dir / "jwks-cache.json",
+                retry_interval=settings.jwks_retry_interval,
             )
             source = remote
         else:
@@ -93,10 +94,13 @@ def create_app(
                 poll_interval=settings.revocation_poll_interval,
                 redis_url=settings.redis_url,
                 redis_channel=f"{settings.redis_prefix}:revocations",
+                poll_interval_with_redis=settings.revocation_poll_interval_with_redis,
             )
             app.state.revocation_feed = feed
         app.state.token_refresher = (
-            TransparentRefresher(http=client, token_endpoint=f"{issuer}/token")
+            TransparentRefresher(
+                http=client, token_endpoint=f"{issuer}/token", remember=settings.refresh_remember
+            )
             if settings.transparent_refresh
             else None
         )
@@ -144,6 +148,7 @@ def create_app(
         "server's published keys.",
     )
     app.state.settings = settings
+    app.state.refresh_retry_after = settings.refresh_retry_after
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

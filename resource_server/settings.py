@@ -39,6 +39,20 @@ class ResourceSettings(BaseSettings):
     max_body_bytes: int = Field(128 * 1024, gt=0)
     redis_prefix: str = "notes-auth"
     log_level: str = "INFO"
+    jwks_retry_interval: float = Field(
+        5, gt=0, description="seconds between JWKS retries while failing"
+    )
+    revocation_poll_interval_with_redis: float = Field(
+        30,
+        gt=0,
+        description="feed reads when Redis delivers events (the feed stays the source of truth)",
+    )
+    refresh_retry_after: int = Field(
+        5, gt=0, description="Retry-After when the auth server is unreachable"
+    )
+    refresh_remember: float = Field(
+        5, ge=0, description="seconds a finished refresh is shared in memory"
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ResourceSettings:

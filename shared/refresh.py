@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import httpx
 
-REMEMBER_SECONDS = 5.0
-
 
 class RefreshRejected(Exception):
     """The auth server refused the refresh token (invalid_grant and friends)."""
@@ -36,11 +34,17 @@ class TokenPair:
 
 class TransparentRefresher:
     def __init__(
-        self, *, http: httpx.AsyncClient, token_endpoint: str, timeout: float = 10
+        self,
+        *,
+        http: httpx.AsyncClient,
+        token_endpoint: str,
+        timeout: float = 10,
+        remember: float = 5.0,
     ) -> None:
         self.token_endpoint = token_endpoint
         self._http = http
         self._timeout = timeout
+        self._remember = remember
         self._flights: dict[bytes, asyncio.Future[TokenPair]] = {}
         self._done: dict[bytes, tuple[float, TokenPair]] = {}
 
@@ -63,7 +67,7 @@ class TransparentRefresher:
                 raise
             else:
                 flight.set_result(pair)
-                self._done[key] = (time.monotonic() + REMEMBER_SECONDS, pair)
+                self._done[key] = (time.monotonic() + self._remember, pair)
                 return pair
             finally:
                 self._flights.pop(key, None)

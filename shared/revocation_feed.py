@@ -21,8 +21,6 @@ from shared.metrics import revocation_events, revocation_feed_errors
 
 log = logging.getLogger("shared.revocation_feed")
 
-FEED_INTERVAL_WITH_REDIS = 30.0
-
 
 class RevocationFeedClient:
     def __init__(
@@ -35,6 +33,7 @@ class RevocationFeedClient:
         redis_url: str | None = None,
         redis_channel: str = "notes-auth:revocations",
         timeout: float = 5.0,
+        poll_interval_with_redis: float = 30.0,
     ) -> None:
         self.denylist = denylist
         self.feed_url = feed_url
@@ -43,6 +42,7 @@ class RevocationFeedClient:
         self._redis_url = redis_url
         self._channel = redis_channel
         self._timeout = timeout
+        self._interval_with_redis = poll_interval_with_redis
         self.cursor: str | None = None
         self.synced = False  # the feed has been read at least once
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,7 +96,7 @@ class RevocationFeedClient:
                 log.warning("revocation feed read failed: %s", exc)
             interval = self._interval
             if self._redis_url:
-                interval = max(self._interval, FEED_INTERVAL_WITH_REDIS)
+                interval = max(self._interval, self._interval_with_redis)
             await asyncio.sleep(interval)
 
     def _apply_message(self, data: Any) -> None:

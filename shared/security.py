@@ -5,7 +5,8 @@
     async def things(claims: Annotated[AccessTokenClaims, Security(bearer, scopes=["x"])]): ...
 
 The verifier comes from `app.state.token_verifier` and the optional refresher from
-`app.state.token_refresher`, both built in the app's lifespan.
+`app.state.token_refresher`, both built in the app's lifespan; `app.state.refresh_retry_after`
+(seconds, default 5) is the Retry-After sent when the auth server can't be reached.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from shared.verification import TokenVerifier
 
 NEW_TOKEN_HEADERS = ("New-Access-Token", "New-Refresh-Token", "New-Access-Token-Expires-In")
 REFRESH_TOKEN_HEADER = "Refresh-Token"
-RETRY_AFTER_SECONDS = 5
 _STATE_KEY = "notes_auth.new_tokens"
 _UNQUOTABLE = re.compile(r'[^\x20-\x7e]|["\\]')
 
@@ -144,7 +144,7 @@ class BearerAuth(SecurityBase):
             # Nothing was done: the operation is not performed without a verified caller.
             raise ServiceUnavailable(
                 "the auth server could not be reached to refresh the access token",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                headers={"Retry-After": str(getattr(request.app.state, "refresh_retry_after", 5))},
             ) from None
         try:
             claims = await verifier.verify(pair.access_token)

@@ -180,5 +180,7 @@ async def revocations(
         cursor = revocation.parse_cursor(since)
     except revocation.BadCursor as exc:
         raise ProblemError(str(exc), status=400) from None
-    page = await revocation.read_feed(db, cursor, ctx.settings.revocation_feed_page_size)
+    page = await revocation.read_feed(
+        db, cursor, ctx.settings.revocation_feed_page_size, ctx.settings.revocation_feed_settle
+    )
     return JSONResponse(page, headers={"Cache-Control": "no-store"})

@@ -84,13 +84,12 @@ class KeyStore:
         settings: AuthSettings,
         *,
         on_key_retired: KeyRetiredHook | None = None,
-        recheck_seconds: float = 2.0,
     ) -> None:
         self._sessions = session_maker
         self._settings = settings
         self._kek = settings.key_encryption_secret()
         self.on_key_retired = on_key_retired
-        self._recheck = recheck_seconds
+        self._recheck = settings.key_cache_refresh_interval
         self._lock = asyncio.Lock()
         self._signing: SigningKeyHandle | None = None
         self._public: dict[str, VerificationKey] = {}

@@ -23,9 +23,6 @@ from shared.db import utcnow
 log = logging.getLogger("auth_server.revocation")
 
 SID, JTI, USER, KID = "sid", "jti", "user", "kid"
-# Events this recent are sent again on the next read: a transaction that took its id earlier
-# but committed later is then still delivered (ids are not visible in commit order).
-SETTLE = dt.timedelta(seconds=2)
 # Resource servers allow clock skew; keep events that long past the last token's expiry.
 MARGIN = dt.timedelta(seconds=60)
 
@@ -88,7 +85,10 @@ def parse_cursor(raw: str | None) -> int:
     return int(raw)
 
 
-async def read_feed(db: AsyncSession, since: int, limit: int) -> dict[str, Any]:
+async def read_feed(db: AsyncSession, since: int, limit: int, settle: float) -> dict[str, Any]:
+    """Events after `since`. Events younger than `settle` seconds are sent again on the next
+    read: a transaction that took its id earlier but committed later is then still delivered
+    (ids are not visible in commit order)."""
     now = utcnow()
     rows = (
         await db.scalars(
@@ -102,7 +102,7 @@ async def read_feed(db: AsyncSession, since: int, limit: int) -> dict[str, Any]:
     rows = rows[:limit]
     cursor = since
     for row in rows:
-        if row.created_at > now - SETTLE:
+        if row.created_at > now - dt.timedelta(seconds=settle):
             break  # this one, and everything after it, is sent again next time
         cursor = row.id
     return {"events": [as_event(r) for r in rows], "cursor": str(cursor), "has_more": has_more}

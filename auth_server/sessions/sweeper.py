@@ -21,25 +21,22 @@ from shared.db import utcnow
 
 log = logging.getLogger("auth_server.sweeper")
 
-BATCH = 1000
-ENDED_RETENTION = dt.timedelta(days=7)  # ended sessions stay listable for audits a while
-
 
 async def _delete_batches(
-    session_maker: async_sessionmaker[AsyncSession], model: type, condition: object
+    session_maker: async_sessionmaker[AsyncSession], model: type, condition: object, batch: int
 ) -> int:
     total = 0
     pk = model.id  # type: ignore[attr-defined]
     while True:
         async with session_maker() as db, db.begin():
-            ids = (await db.scalars(select(pk).where(condition).limit(BATCH))).all()  # type: ignore[arg-type]
+            ids = (await db.scalars(select(pk).where(condition).limit(batch))).all()  # type: ignore[arg-type]
             if not ids:
                 return total
             if model is LoginSession:
                 await db.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(ids)))
             await db.execute(delete(model).where(pk.in_(ids)))
             total += len(ids)
-        if len(ids) < BATCH:
+        if len(ids) < batch:
             return total
 
 
@@ -47,14 +44,18 @@ async def sweep_once(
     session_maker: async_sessionmaker[AsyncSession], settings: AuthSettings
 ) -> dict[str, int]:
     now = utcnow()
+    batch = settings.sweep_batch_size
+    # Ended sessions stay listable for audits a while.
+    retention = dt.timedelta(days=settings.ended_session_retention_days)
     counts = {
         "sessions": await _delete_batches(
             session_maker,
             LoginSession,
-            (LoginSession.expires_at < now) | (LoginSession.ended_at < now - ENDED_RETENTION),
+            (LoginSession.expires_at < now) | (LoginSession.ended_at < now - retention),
+            batch,
         ),
         "revocations": await _delete_batches(
-            session_maker, Revocation, Revocation.expires_at < now
+            session_maker, Revocation, Revocation.expires_at < now, batch
         ),
     }
     grace_cutoff = now - dt.timedelta(seconds=settings.refresh_reuse_grace + 5)
