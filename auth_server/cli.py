@@ -15,7 +15,7 @@ import typer
 
 from auth_server.keys.cli import keys_app
 from auth_server.settings import AuthSettings
-from shared.cli import fail, guarded, load_settings, run_main
+from shared.cli import fail, guarded, load_settings, run_main, run_server
 
 T = TypeVar("T")
 
@@ -85,20 +85,15 @@ def serve(
     no_migrate: bool = typer.Option(False, "--no-migrate", help="don't migrate before serving"),
 ) -> None:
     """Run the auth server (migrating first unless --no-migrate)."""
-    import uvicorn
-
     settings = _settings()
     if not no_migrate:
         guarded(lambda: _migrate(settings), "migration")
-    uvicorn.run(
+    run_server(
         "auth_server.main:app_factory",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,  # X-Forwarded-For is judged by AUTH_TRUSTED_PROXIES, not uvicorn
-        server_header=False,
+        log_level=settings.log_level,
     )
 
 

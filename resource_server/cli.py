@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from resource_server.settings import ResourceSettings
-from shared.cli import guarded, load_settings, run_main
+from shared.cli import guarded, load_settings, run_main, run_server
 
 app = typer.Typer(
     help="notes-auth: the notes resource server.",
@@ -39,19 +39,15 @@ def serve(
     no_migrate: bool = typer.Option(False, "--no-migrate", help="don't migrate before serving"),
 ) -> None:
     """Run the notes API (migrating first unless --no-migrate)."""
-    import uvicorn
-
     settings = _settings()
     if not no_migrate:
         _migrate(settings)
-    uvicorn.run(
+    run_server(
         "resource_server.main:app_factory",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=settings.log_level.lower(),
-        server_header=False,
+        log_level=settings.log_level,
     )
 
 

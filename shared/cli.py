@@ -46,3 +46,22 @@ def run_main(app: typer.Typer) -> None:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         typer.echo(f"error: {first_line}", err=True)
         sys.exit(1)
+
+
+def run_server(app_factory: str, *, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve `module:factory` with uvicorn (an import string, so `--workers N` works).
+
+    Forwarded headers are not trusted by uvicorn: the auth server decides about them itself
+    (AUTH_TRUSTED_PROXIES), and the resource server doesn't use the client address."""
+    import uvicorn
+
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.lower(),
+        proxy_headers=False,
+        server_header=False,
+    )

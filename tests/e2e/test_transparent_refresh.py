@@ -9,26 +9,38 @@ import pytest
 
 from tests.e2e.conftest import LiveSystemFactory
 from tests.e2e.flows import bearer, sign_up_and_log_in
+from tests.e2e.servers import LiveSystem
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_six_concurrent_expired_requests_share_one_new_pair(
-    live_system_factory: LiveSystemFactory,
-) -> None:
-    system = live_system_factory(
+@pytest.fixture
+def system(live_system_factory: LiveSystemFactory) -> LiveSystem:
+    """Access tokens live one second, and the resource server allows no clock skew."""
+    return live_system_factory(
         auth={"AUTH_ACCESS_TOKEN_TTL": "1"}, resource={"RESOURCE_LEEWAY": "0"}
     )
+
+
+async def until_expired() -> None:
+    await asyncio.sleep(2.2)
+
+
+def expired_with_refresh(tokens: dict[str, str]) -> dict[str, str]:
+    return bearer(tokens["access_token"]) | {"Refresh-Token": tokens["refresh_token"]}
+
+
+async def test_six_concurrent_expired_requests_share_one_new_pair(system: LiveSystem) -> None:
     async with httpx.AsyncClient(timeout=15) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
         notes = f"{system.resource.url}/notes"
-        await asyncio.sleep(2.2)  # the access token is now expired
+        await until_expired()
 
         expired = await http.get(notes, headers=bearer(tokens["access_token"]))
         assert expired.status_code == 401
         assert "New-Access-Token" not in expired.headers
 
-        headers = bearer(tokens["access_token"]) | {"Refresh-Token": tokens["refresh_token"]}
+        headers = expired_with_refresh(tokens)
         responses = await asyncio.gather(*(http.get(notes, headers=headers) for _ in range(6)))
         assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
         pairs = {(r.headers["New-Access-Token"], r.headers["New-Refresh-Token"]) for r in responses}
@@ -57,15 +69,12 @@ async def test_six_concurrent_expired_requests_share_one_new_pair(
 
 
 async def test_a_write_with_an_expired_token_and_refresh_token_is_performed_once(
-    live_system_factory: LiveSystemFactory,
+    system: LiveSystem,
 ) -> None:
-    system = live_system_factory(
-        auth={"AUTH_ACCESS_TOKEN_TTL": "1"}, resource={"RESOURCE_LEEWAY": "0"}
-    )
     async with httpx.AsyncClient(timeout=15) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
-        await asyncio.sleep(2.2)
-        headers = bearer(tokens["access_token"]) | {"Refresh-Token": tokens["refresh_token"]}
+        await until_expired()
+        headers = expired_with_refresh(tokens)
         created = await http.post(
             f"{system.resource.url}/notes", json={"title": "t", "body": "b"}, headers=headers
         )
@@ -76,19 +85,16 @@ async def test_a_write_with_an_expired_token_and_refresh_token_is_performed_once
 
 
 async def test_a_revoked_refresh_token_gets_the_plain_invalid_token_challenge(
-    live_system_factory: LiveSystemFactory,
+    system: LiveSystem,
 ) -> None:
-    system = live_system_factory(
-        auth={"AUTH_ACCESS_TOKEN_TTL": "1"}, resource={"RESOURCE_LEEWAY": "0"}
-    )
     async with httpx.AsyncClient(timeout=15) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
         revoked = await http.post(
             f"{system.auth.url}/revoke", data={"token": tokens["refresh_token"], "client_id": "web"}
         )
         assert revoked.status_code == 200
-        await asyncio.sleep(2.2)
-        headers = bearer(tokens["access_token"]) | {"Refresh-Token": tokens["refresh_token"]}
+        await until_expired()
+        headers = expired_with_refresh(tokens)
         response = await http.get(f"{system.resource.url}/notes", headers=headers)
         assert response.status_code == 401
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
@@ -96,18 +102,15 @@ async def test_a_revoked_refresh_token_gets_the_plain_invalid_token_challenge(
 
 
 async def test_auth_server_down_during_refresh_gives_503_with_retry_after(
-    live_system_factory: LiveSystemFactory,
+    system: LiveSystem,
 ) -> None:
-    system = live_system_factory(
-        auth={"AUTH_ACCESS_TOKEN_TTL": "1"}, resource={"RESOURCE_LEEWAY": "0"}
-    )
     async with httpx.AsyncClient(timeout=15) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
         # The resource server learns the token endpoint while the auth server is up.
         assert (await http.get(f"{system.resource.url}/readyz")).status_code == 200
         system.auth.stop()
-        await asyncio.sleep(2.2)
-        headers = bearer(tokens["access_token"]) | {"Refresh-Token": tokens["refresh_token"]}
+        await until_expired()
+        headers = expired_with_refresh(tokens)
         response = await http.post(
             f"{system.resource.url}/notes", json={"title": "t", "body": "b"}, headers=headers
         )
