@@ -5,7 +5,7 @@ Nothing here is built at import time; `auth_server.main.create_app` fills it in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -33,4 +33,3 @@ class AuthContext:
     verifier: TokenVerifier
     grace: GraceCipher
     redis: Any | None = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
-    extras: dict[str, Any] = field(default_factory=dict)

@@ -39,10 +39,6 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 
 
-class KeySetUnavailable(Exception):
-    """No key set could be loaded (and none was loaded before)."""
-
-
 def _max_age(cache_control: str | None) -> float | None:
     if not cache_control:
         return None
@@ -267,4 +263,4 @@ class RemoteKeySet:
             log.warning("ignoring the persisted JWKS at %s: %s", self._cache_path, exc)
 
 
-__all__ = ["KeySetUnavailable", "RemoteKeySet", "parse_jwks"]
+__all__ = ["RemoteKeySet", "parse_jwks"]

@@ -6,45 +6,25 @@ one process, and prometheus-client refuses to register a name twice.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from fastapi import FastAPI
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
-    Gauge,
-    Histogram,
     generate_latest,
 )
 from starlette.requests import Request
 from starlette.responses import Response
 
-M = TypeVar("M", Counter, Gauge, Histogram)
-
-
-def _get_or_create(
-    cls: type[M], name: str, documentation: str, labelnames: tuple[str, ...], **kw: Any
-) -> M:
-    existing = REGISTRY._names_to_collectors.get(name)
-    if existing is None and cls is Counter:
-        existing = REGISTRY._names_to_collectors.get(name + "_total")
-    if existing is not None:
-        assert isinstance(existing, cls), name
-        return existing
-    return cls(name, documentation, labelnames, **kw)
-
 
 def counter(name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> Counter:
-    return _get_or_create(Counter, name, documentation, labelnames)
-
-
-def gauge(name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> Gauge:
-    return _get_or_create(Gauge, name, documentation, labelnames)
-
-
-def histogram(name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> Histogram:
-    return _get_or_create(Histogram, name, documentation, labelnames)
+    """The counter of that name, created on first use."""
+    # prometheus-client has no public look-up by name; a Counter registers as `<name>_total`.
+    existing = REGISTRY._names_to_collectors.get(name + "_total")
+    if existing is not None:
+        assert isinstance(existing, Counter), name
+        return existing
+    return Counter(name, documentation, labelnames)
 
 
 def verification_failures() -> Counter:
@@ -80,8 +60,6 @@ def install_metrics_route(app: FastAPI, path: str = "/metrics") -> None:
 
 __all__ = [
     "counter",
-    "gauge",
-    "histogram",
     "install_metrics_route",
     "jwks_fetches",
     "jwks_stale_served",

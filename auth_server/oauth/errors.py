@@ -60,12 +60,6 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
-class UnsupportedTokenType(OAuthError):
-    """RFC 7009 §2.2.1."""
-
-    error = "unsupported_token_type"
-
-
 class SlowDown(OAuthError):
     """Too many attempts: 429 with Retry-After (the body keeps the §5.2 shape)."""
 
@@ -77,8 +71,3 @@ class SlowDown(OAuthError):
             "too many attempts; try again later",
             headers={"Retry-After": str(max(1, int(retry_after)))},
         )
-
-
-class ServerUnavailable(OAuthError):
-    error = "temporarily_unavailable"
-    status_code = 503

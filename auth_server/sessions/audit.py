@@ -23,7 +23,7 @@ ADMIN_END_USER = "admin_end_user_sessions"
 PASSWORD_CHANGED = "password_changed"
 CLIENT_CREDENTIALS = "client_credentials"
 USER_REGISTERED = "user_registered"
-KEY_EMERGENCY_ROTATION = "key_emergency_rotation"
+KEY_RETIRED = "key_retired"
 
 
 def record(

@@ -114,8 +114,11 @@ def kid_retired_hook(
     """The KeyStore's on_key_retired hook: a retired key's tokens stop verifying everywhere."""
 
     async def hook(kid: str, until: dt.datetime) -> None:
+        from auth_server.sessions import audit
+
         async with session_maker() as db:
             row = add(db, KID, kid, until)
+            audit.record(db, audit.KEY_RETIRED, detail={"kid": kid})
             await db.commit()
         await broadcast(redis, settings, [row])
 

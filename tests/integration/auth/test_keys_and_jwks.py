@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from auth_server.keys import crypto
 from auth_server.keys.store import KeyNotFound, KeyStore, RotationRefused
-from auth_server.persistence.models import Revocation, SigningKey
+from auth_server.persistence.models import AuditEvent, Revocation, SigningKey
 from auth_server.settings import AuthSettings
 from shared.db import create_engine, create_session_maker
 
@@ -110,7 +110,9 @@ async def test_emergency_rotation_retires_the_active_key_and_feeds_the_revocatio
     assert await store.get_key(old) is None
     async with session_maker() as db:
         event = (await db.scalars(select(Revocation))).one()
+        audit = (await db.scalars(select(AuditEvent))).one()
     assert (event.kind, event.value) == ("kid", old)
+    assert audit.type == "key_retired" and audit.detail == {"kid": old}
 
 
 async def test_retire_refuses_the_active_and_next_keys_and_unknown_kids(
