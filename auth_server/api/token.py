@@ -9,8 +9,14 @@ from auth_server.api.deps import ClientAddress, ContextDep, DbSession
 from auth_server.api.forms import read_oauth_form
 from auth_server.api.oauth_errors import NO_STORE
 from auth_server.oauth.clients import authenticate_client
-from auth_server.oauth.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from auth_server.oauth.errors import (
+    InvalidRequest,
+    TemporarilyUnavailable,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from auth_server.oauth.grants import GRANTS, TokenRequest
+from auth_server.users.throttle import ThrottleUnavailable
 from shared.metrics import counter
 
 router = APIRouter(tags=["oauth"])
@@ -57,13 +63,13 @@ async def token(
     )
     if grant_type not in client.grant_types.split():
         raise UnauthorizedClient("the client may not use this grant type")
-    body = await handler(
-        ctx,
-        db,
-        TokenRequest(
-            params=params, client=client, ip=ip, user_agent=request.headers.get("user-agent")
-        ),
+    token_request = TokenRequest(
+        params=params, client=client, ip=ip, user_agent=request.headers.get("user-agent")
     )
+    try:
+        body = await handler(ctx, db, token_request)
+    except ThrottleUnavailable:
+        raise TemporarilyUnavailable() from None
     counter("tokens_issued", "Access tokens issued, by grant", ("grant",)).labels(
         grant=grant_type
     ).inc()

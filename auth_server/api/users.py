@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from auth_server.api.deps import ClientAddress, ContextDep, CurrentUser, DbSession
 from auth_server.sessions import audit
 from auth_server.users.service import InvalidIdentifier, UserExists, WeakPassword, register
-from shared.problem import Conflict, Forbidden, TooManyRequests, Unprocessable
+from auth_server.users.throttle import ThrottleUnavailable
+from shared.problem import Conflict, Forbidden, ServiceUnavailable, TooManyRequests, Unprocessable
 
 router = APIRouter(tags=["users"])
 
@@ -42,7 +43,12 @@ async def sign_up(
 ) -> UserOut:
     if not ctx.settings.registration_open:
         raise Forbidden("registration is closed")
-    wait = await ctx.throttle.registration_allowed(ip or "unknown")
+    try:
+        wait = await ctx.throttle.registration_allowed(ip or "unknown")
+    except ThrottleUnavailable:
+        raise ServiceUnavailable(
+            "sign-up is unavailable; try again shortly", headers={"Retry-After": "5"}
+        ) from None
     if wait is not None:
         raise TooManyRequests(
             "too many sign-ups from this address", headers={"Retry-After": str(wait)}

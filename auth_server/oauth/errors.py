@@ -60,6 +60,17 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class TemporarilyUnavailable(OAuthError):
+    """503 with Retry-After: a dependency (the shared rate-limit store) is down, so the request
+    is refused rather than let through unthrottled."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__("try again shortly", headers={"Retry-After": str(retry_after)})
+
+
 class SlowDown(OAuthError):
     """Too many attempts: 429 with Retry-After (the body keeps the §5.2 shape)."""
 

@@ -216,3 +216,25 @@ async def test_password_hashes_are_upgraded_when_the_parameters_change(auth_sett
         async with ctx.session_maker() as db:
             stored = await db.scalar(select(User.password_hash).where(User.username == "upgrader"))
     assert stored is not None and "t=2" in stored
+
+
+async def test_an_unreachable_rate_limit_store_fails_closed_with_503(auth_settings: Any) -> None:
+    from tests.e2e.servers import free_port
+    from tests.integration.auth.conftest import login, register
+    from tests.integration.sessions.conftest import running_app
+
+    async with running_app(auth_settings) as client:
+        await register(client, "storeless")
+    down = auth_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    async with running_app(down) as client:
+        response = await login(client, "storeless")
+        assert response.status_code == 503
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["Retry-After"] == "5"
+        assert response.headers["Cache-Control"] == "no-store"
+        sign_up = await client.post(
+            "/users",
+            json={"username": "newbie", "email": "newbie@example.com", "password": PASSWORD},
+        )
+        assert sign_up.status_code == 503
+        assert sign_up.headers["content-type"].startswith("application/problem+json")
