@@ -12,12 +12,21 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 log = logging.getLogger("shared.problem")
 
 PROBLEM_JSON = "application/problem+json"
+# Failures to reach a backing service (connection refused, pool exhausted, database gone).
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 class ProblemError(Exception):
@@ -142,6 +151,22 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
             instance=request.url.path,
         )
+
+    async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        # A database that can't be reached is not a bug of ours and not the client's fault:
+        # 503 with Retry-After, and nothing was done.
+        log.warning(
+            "backing service unavailable on %s %s: %s", request.method, request.url.path, exc
+        )
+        return problem_response(
+            503,
+            detail="A backing service is unavailable; try again shortly.",
+            headers={"Retry-After": "5"},
+            instance=request.url.path,
+        )
+
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, _dependency_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -49,3 +49,45 @@ def test_cli_migrate_and_bad_arguments(resource_settings: Any, monkeypatch: Any)
     monkeypatch.setenv("RESOURCE_LEEWAY", "-5")
     bad = runner.invoke(cli, ["migrate"])
     assert bad.exit_code == 1 and "RESOURCE_LEEWAY" in bad.output
+
+
+async def test_an_unreachable_database_is_503_not_500(resource_settings: Any) -> None:
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from shared.keys import StaticKeySet, VerificationKey
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    settings = resource_settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone"}
+    )
+    app = create_app(
+        settings,
+        key_source=StaticKeySet([VerificationKey("k", key.public_key(), "RS256")]),
+        revocation_feed=False,
+    )
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "sub": "a",
+        "aud": settings.audience,
+        "exp": now + 60,
+        "iat": now,
+        "jti": "j",
+        "client_id": "web",
+        "scope": "notes:read notes:write",
+    }
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k", "typ": "at+jwt"})
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            listed = await client.get("/notes", headers={"Authorization": f"Bearer {token}"})
+            assert listed.status_code == 503
+            assert listed.headers["Retry-After"] == "5"
+            assert listed.headers["content-type"].startswith("application/problem+json")
+            # What needs no database keeps working.
+            assert (
+                await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+            ).status_code == 200
