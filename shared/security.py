@@ -39,6 +39,15 @@ def _quote(value: str) -> str:
     return '"' + _UNQUOTABLE.sub("", value)[:200] + '"'
 
 
+def _raw_header(request: Request, name: bytes) -> str | None:
+    """One header straight from the ASGI scope (names arrive lower-cased): on the per-request
+    path this avoids building Starlette's Headers mapping for a single look-up."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
 class BearerChallenge(Exception):
     """An RFC 6750 §3 error: 401 (or 403 insufficient_scope) with a WWW-Authenticate challenge."""
 
@@ -90,7 +99,7 @@ class BearerAuth(SecurityBase):
         self, request: Request, security_scopes: SecurityScopes
     ) -> AccessTokenClaims:
         verifier: TokenVerifier = request.app.state.token_verifier
-        authorization = request.headers.get("authorization")
+        authorization = _raw_header(request, b"authorization")
         if not authorization:
             # RFC 6750 §3.1: no credentials, no error code.
             raise self._challenge(description=None)
@@ -118,7 +127,6 @@ class BearerAuth(SecurityBase):
                 description="the access token lacks a required scope",
                 scope=" ".join(security_scopes.scopes),
             )
-        request.state.claims = claims
         return claims
 
     async def _refresh(
