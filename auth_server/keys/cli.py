@@ -68,7 +68,8 @@ def rotate(
         typer.echo(f"{result.previous_state}: {result.previous_kid}")
 
 
-@keys_app.command("retire")
+# A kid is a base64url thumbprint and may begin with "-": take it as the argument, not an option.
+@keys_app.command("retire", context_settings={"ignore_unknown_options": True})
 def retire(kid: str = typer.Argument(..., help="the key id")) -> None:
     """Stop publishing a retiring key now."""
     _run(lambda store: store.retire(kid))

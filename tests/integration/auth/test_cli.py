@@ -139,6 +139,8 @@ async def test_keys_list_rotate_and_retire(
     )
     refused = await invoke(["keys", "retire", active])
     assert refused.exit_code == 1 and "emergency" in refused.output
+    dashed = await invoke(["keys", "retire", "-starts-with-a-dash"])  # base64url kids may
+    assert dashed.exit_code == 1 and "no signing key '-starts-with-a-dash'" in dashed.output
     unknown = await invoke(["keys", "retire", "no-such-kid"])
     assert unknown.exit_code == 1 and unknown.output.startswith("error:")
     emergency = await invoke(["keys", "rotate", "--emergency"])
