@@ -42,6 +42,23 @@ def test_migrate_is_idempotent(cli_env: dict[str, str]) -> None:
         assert result.exit_code == 0, result.output
 
 
+def test_migrate_recreates_a_missing_web_client(cli_env: dict[str, str]) -> None:
+    import sqlite3
+
+    url = cli_env["AUTH_DATABASE_URL"]
+    if not url.startswith("sqlite"):
+        pytest.skip("checked on the SQLite file directly")
+    path = url.split("///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM clients WHERE id = 'web'")
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    with sqlite3.connect(path) as conn:
+        row = conn.execute(
+            "SELECT grant_types, scopes, secret_hash FROM clients WHERE id = 'web'"
+        ).fetchone()
+    assert row == ("password refresh_token", "notes:read notes:write", None)
+
+
 def test_users_create_reads_the_password_from_stdin(cli_env: dict[str, str]) -> None:
     result = runner.invoke(
         app,

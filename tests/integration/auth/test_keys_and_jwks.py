@@ -181,3 +181,27 @@ async def test_every_key_the_jwks_lists_matches_its_rfc7638_kid(
     for key in (await auth_client.get("/.well-known/jwks.json")).json()["keys"]:
         public = jwt.PyJWK.from_dict(key).key
         assert crypto.thumbprint_kid(public) == key["kid"]
+
+
+async def test_the_schedule_rotates_only_when_the_active_key_is_old_enough(
+    store: KeyStore, session_maker: Any, auth_settings: AuthSettings
+) -> None:
+    from auth_server.keys.rotation import rotate_if_due
+
+    monthly = auth_settings.model_copy(update={"key_rotation_days": 30, "jwks_max_age": 0})
+    assert await rotate_if_due(store, monthly) is False
+    async with session_maker() as db:
+        await db.execute(
+            update(SigningKey)
+            .where(SigningKey.state == "active")
+            .values(activated_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=31))
+        )
+        await db.commit()
+    assert (
+        await rotate_if_due(store, auth_settings.model_copy(update={"key_rotation_days": 0}))
+        is False
+    )
+    before = (await store.signing_key()).kid
+    assert await rotate_if_due(store, monthly) is True
+    assert (await store.signing_key()).kid != before
+    assert sorted((await _states(session_maker)).values()) == ["active", "next", "retiring"]
