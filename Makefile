@@ -4,15 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench profile fuzz cluster screenshots clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the project's metadata changes; the install is editable, so code edits need none.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Reinstall only when the project's metadata or the lock changes; the install is editable, so code
+# edits need none. Versions come from the lock file (`make lock` rewrites it from pyproject.toml).
+$(STAMP): pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,17 +22,49 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m scripts.run_dev
 
+# On every core (pytest-xdist), one test file per worker at a time, so that the servers a module
+# starts once stay in one worker. Compiled modules are kept even where PYTHONDONTWRITEBYTECODE is
+# set: the tests start dozens of server processes, which would otherwise each compile the code.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy auth_server resource_server shared
+	$(BIN)/mypy auth_server resource_server shared examples
+	$(BIN)/lint-imports
 
+# Both services, reference apps and wrk, side by side (issue 10). The full run (< 10 min) writes
+# docs/benchmarks.md and docs/benchmarks.png; QUICK=1 (< 2 min) only prints. Installs wrk and
+# starts the machine's PostgreSQL and Redis itself (scripts/bench_services.sh).
 bench: install
-	command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk not installable: using the Python load generator")
-	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+
+# A pyinstrument profile under wrk load: TARGET=me|notes|healthz|refresh|bare
+profile: install
+	$(BIN)/python -m bench.profile $(or $(TARGET),me)
+
+# docs/screenshots/*.png, the README's pictures of the web page, from the browser tests.
+screenshots: install
+	NOTES_AUTH_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser
+
+# The long schema-fuzzing run (issue 9): cases tried, 5xx, conformance failures by check.
+# FUZZ_ARGS: e.g. --seed 1 --examples 500 --verbose
+fuzz: install
+	$(BIN)/python -m scripts.fuzz $(FUZZ_ARGS)
+
+# The scale-out topology (2 + 2 replicas behind nginx, own PostgreSQL and Redis) on loopback.
+# ARGS: --faults (the fault test and its report) or --bench (1 vs 2 replicas)
+cluster: install
+	$(BIN)/python -m scripts.cluster $(ARGS)
+
+# Pin every dependency: requirements.lock (what the image runs) and requirements-dev.lock (tests,
+# lint, bench). Commit both.
+LOCK_FLAGS := --quiet --strip-extras --no-emit-index-url --no-emit-find-links
+lock: install
+	$(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev --extra bench -o requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

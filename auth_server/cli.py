@@ -9,13 +9,45 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.keys.cli import keys_app
+from auth_server import provision
+from auth_server.keys.store import KeyStore, KeyStoreError
+from auth_server.oauth.clients import ClientExists, InvalidClientSpec, create_client
+from auth_server.ratelimit import (
+    AttemptCounter,
+    LimiterUnavailable,
+    open_counter_store,
+    open_storage,
+)
+from auth_server.redis_client import open_redis
+from auth_server.revocations import RevocationPublisher
 from auth_server.settings import AuthSettings
-from shared.cli import fail, guarded, load_settings, run_main, run_server
+from auth_server.state import build_key_store
+from auth_server.users.normalize import canonical_username
+from auth_server.users.passwords import PasswordHasher
+from auth_server.users.service import (
+    InvalidIdentifier,
+    UserExists,
+    WeakPassword,
+    find_for_login,
+    register,
+)
+from auth_server.users.throttle import LoginThrottle, account_key
+from shared.revocation_feed import revocation_channel
+from shared.service.cli import (
+    ServeOptions,
+    fail,
+    guarded,
+    load_settings,
+    run_main,
+    run_server,
+)
+from shared.service.db import create_engine, create_session_maker, transaction
 
 T = TypeVar("T")
 
@@ -24,6 +56,7 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 clients_app = typer.Typer(help="OAuth clients.", no_args_is_help=True)
+keys_app = typer.Typer(help="Signing keys: list, rotate, retire.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
@@ -33,47 +66,47 @@ def _settings() -> AuthSettings:
     return load_settings(AuthSettings, "AUTH_")
 
 
-def _migrate(settings: AuthSettings) -> None:
-    from auth_server.oauth.clients import ensure_web_client
-    from auth_server.persistence.database import migrate
-    from shared.db import create_engine, create_session_maker
-
-    migrate(settings.database_url)
-
-    async def seed() -> None:
-        engine = create_engine(settings.database_url)
-        try:
-            async with create_session_maker(engine)() as db:
-                await ensure_web_client(db)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(seed())
-
-
-def _with_context(action: Callable[..., Awaitable[T]]) -> T:
-    """Run `action(db, hasher)` against the configured database."""
-    from auth_server.users.passwords import PasswordHasher
-    from shared.db import create_engine, create_session_maker
-
-    settings = _settings()
+def _in_transaction(settings: AuthSettings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `action(db)` as one unit of work against the configured database."""
 
     async def main() -> T:
         engine = create_engine(settings.database_url)
         try:
-            async with create_session_maker(engine)() as db:
-                return await action(db, PasswordHasher(settings))
+            async with transaction(create_session_maker(engine)) as db:
+                return await action(db)
         finally:
             await engine.dispose()
 
     return asyncio.run(main())
 
 
+def _with_key_store(settings: AuthSettings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    """Run `action(store)` with a key store whose emergency retirements reach the revocation
+    feed (and Redis, when configured)."""
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url)
+        redis = open_redis(settings.redis_url)
+        publisher = RevocationPublisher(redis, revocation_channel(settings.redis_prefix))
+        try:
+            store = build_key_store(settings, create_session_maker(engine), publisher, redis)
+            return await action(store)
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
+
+
 @app.command()
 def migrate() -> None:
     """Upgrade the auth database to the latest schema (and seed the `web` client)."""
     settings = _settings()
-    guarded(lambda: _migrate(settings), "migration")
+    guarded(lambda: provision.migrate(settings), "migration")
     typer.echo("auth database is up to date")
 
 
@@ -83,18 +116,31 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535),
     workers: int = typer.Option(1, min=1, help="worker processes"),
     no_migrate: bool = typer.Option(False, "--no-migrate", help="don't migrate before serving"),
+    ssl_certfile: Path | None = typer.Option(
+        None, "--ssl-certfile", exists=True, dir_okay=False, help="serve TLS with this certificate"
+    ),
+    ssl_keyfile: Path | None = typer.Option(
+        None, "--ssl-keyfile", exists=True, dir_okay=False, help="the certificate's private key"
+    ),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log", help="log every request (default: the setting)"
+    ),
 ) -> None:
     """Run the auth server (migrating first unless --no-migrate)."""
     settings = _settings()
     if not no_migrate:
-        guarded(lambda: _migrate(settings), "migration")
-    run_server(
-        "auth_server.main:app_factory",
+        guarded(lambda: provision.migrate(settings), "migration")
+    options = ServeOptions(
         host=host,
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        access_log=settings.access_log if access_log is None else access_log,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        graceful_shutdown=settings.graceful_shutdown_timeout,
     )
+    run_server("auth_server.main:app_factory", options)
 
 
 @users_app.command("create")
@@ -104,19 +150,18 @@ def create_user(
     admin: bool = typer.Option(False, "--admin", help="may use the /admin endpoints"),
 ) -> None:
     """Create a user; the password is read from stdin."""
-    from auth_server.users.service import InvalidIdentifier, UserExists, WeakPassword, register
-
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise fail("no password on stdin")
-
-    async def action(db, hasher):  # type: ignore[no-untyped-def]
-        return await register(
-            db, hasher, username=username, email=email, password=password, is_admin=admin
-        )
-
+    settings = _settings()
+    hasher = PasswordHasher(settings)
     try:
-        user = _with_context(action)
+        user = _in_transaction(
+            settings,
+            lambda db: register(
+                db, hasher, username=username, email=email, password=password, is_admin=admin
+            ),
+        )
     except (InvalidIdentifier, WeakPassword, UserExists) as exc:
         raise fail(str(exc)) from None
     typer.echo(
@@ -124,8 +169,43 @@ def create_user(
     )
 
 
+@users_app.command("unlock")
+def unlock_user(
+    login: str = typer.Argument(..., help="username or email"),
+    address: str | None = typer.Option(
+        None, "--address", help="also forget this client address's failed logins"
+    ),
+) -> None:
+    """Forget an account's failed logins, so that it may log in again at once."""
+    settings = _settings()
+
+    async def main() -> str:
+        engine = create_engine(settings.database_url)
+        storage = open_storage(settings)
+        try:
+            async with transaction(create_session_maker(engine)) as db:
+                user = await find_for_login(db, login)
+            account = account_key(user.id if user else None, canonical_username(login))
+            throttle = LoginThrottle(
+                settings, AttemptCounter(open_counter_store(settings, engine, storage))
+            )
+            try:
+                await throttle.unlock(account, address)
+            finally:
+                await throttle.aclose()
+            return user.username if user else canonical_username(login)
+        finally:
+            await engine.dispose()
+
+    try:
+        name = asyncio.run(main())
+    except LimiterUnavailable as exc:
+        raise fail(f"the attempt counters can't be reached: {exc}") from None
+    typer.echo(f"unlocked {name}" + (f" (and address {address})" if address else ""))
+
+
 @clients_app.command("create")
-def create_client(
+def create_client_command(
     client_id: str = typer.Argument(...),
     confidential: bool = typer.Option(False, "--confidential"),
     grant: list[str] = typer.Option(
@@ -134,25 +214,21 @@ def create_client(
     scope: list[str] = typer.Option([], "--scope"),
 ) -> None:
     """Create an OAuth client. A confidential client's secret is printed once, on the last line."""
-    from auth_server.oauth.clients import ClientExists, InvalidClientSpec
-    from auth_server.oauth.clients import create_client as create
-
     # Each option may be repeated, or carry several values separated by spaces or commas.
     grants = [g for value in grant for g in value.replace(",", " ").split()]
     scopes = [s for value in scope for s in value.replace(",", " ").split()]
-
-    async def action(db, hasher):  # type: ignore[no-untyped-def]
-        return await create(
-            db,
-            hasher,
-            client_id=client_id,
-            confidential=confidential,
-            grant_types=grants,
-            scopes=scopes,
-        )
-
+    settings = _settings()
     try:
-        client, secret = _with_context(action)
+        client, secret = _in_transaction(
+            settings,
+            lambda db: create_client(
+                db,
+                client_id=client_id,
+                confidential=confidential,
+                grant_types=grants,
+                scopes=scopes,
+            ),
+        )
     except (ClientExists, InvalidClientSpec) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"created {'confidential' if confidential else 'public'} client {client.id}")
@@ -160,6 +236,38 @@ def create_client(
     if secret is not None:
         typer.echo("client secret (shown once, store it now):")
         typer.echo(secret)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Every key with its state and dates."""
+    for key in _with_key_store(_settings(), lambda store: store.list_keys()):
+        dates = f"created {key.created_at:%Y-%m-%d %H:%M:%S}Z"
+        if key.publish_until and key.state == "retiring":
+            dates += f", published until {key.publish_until:%Y-%m-%d %H:%M:%S}Z"
+        typer.echo(f"{key.kid}  {key.state:<8}  {dates}")
+
+
+@keys_app.command("rotate")
+def rotate_keys(
+    emergency: bool = typer.Option(
+        False, "--emergency", help="retire the active key at once: its tokens stop verifying"
+    ),
+) -> None:
+    """Promote the next key to active and create a new next key."""
+    result = _with_key_store(_settings(), lambda store: store.rotate(emergency=emergency))
+    typer.echo(f"active: {result.active_kid}")
+    typer.echo(f"next: {result.next_kid}")
+    if result.previous_kid:
+        typer.echo(f"{result.previous_state}: {result.previous_kid}")
+
+
+# A kid is a base64url thumbprint and may begin with "-": take it as the argument, not an option.
+@keys_app.command("retire", context_settings={"ignore_unknown_options": True})
+def retire_key(kid: str = typer.Argument(..., help="the key id")) -> None:
+    """Stop publishing a retiring key now."""
+    _with_key_store(_settings(), lambda store: store.retire(kid))
+    typer.echo(f"retired: {kid}")
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
-"""create_app(settings) and the lifespan that holds the engine, keys, hasher and throttle."""
+"""create_app(settings) and the lifespan that opens the auth server's parts and its schedules."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,99 +18,105 @@ from auth_server.api import (
     health,
     jwks,
     metadata,
+    openapi,
     revocation,
     sessions,
     token,
     users,
 )
 from auth_server.api.oauth_errors import install_oauth_handlers
-from auth_server.context import AuthContext
-from auth_server.keys.store import KeyStore
-from auth_server.oauth.tokens import TokenIssuer
-from auth_server.sessions.grace import GraceCipher
-from auth_server.sessions.revocation import kid_retired_hook
-from auth_server.sessions.runtime import start_background
+from auth_server.keys.rotation import run_rotation_schedule
+from auth_server.persistence.sweeper import run_sweeper
 from auth_server.settings import AuthSettings
-from auth_server.users.passwords import PasswordHasher
-from auth_server.users.throttle import LoginThrottle
-from shared.db import create_engine, create_session_maker
-from shared.metrics import install_metrics_route
-from shared.problem import install_problem_handlers
-from shared.security import install_bearer_handlers, set_token_url
-from shared.verification import TokenVerifier
+from auth_server.state import AuthMetrics, AuthState
+from shared.fastapi import install_bearer_handlers, set_token_url
+from shared.service.docs import install_docs
+from shared.service.edge import EdgeMiddleware, content_security_policy
+from shared.service.problem import install_problem_handlers
+from shared.service.routing import add_routes
 
 log = logging.getLogger("auth_server")
 
 
-def create_app(settings: AuthSettings | None = None) -> FastAPI:
+async def start_schedules(state: AuthState) -> Callable[[], Awaitable[None]]:
+    """Start the background schedules (the sweeper, key rotation); returns what stops them."""
+    stop_event = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            run_sweeper(state.session_maker, state.settings, stop=stop_event), name="sweeper"
+        ),
+        asyncio.create_task(
+            run_rotation_schedule(state.keys, state.settings, stop=stop_event),
+            name="key-rotation",
+        ),
+    ]
+
+    async def stop() -> None:
+        stop_event.set()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+
+    return stop
+
+
+def create_app(
+    settings: AuthSettings | None = None, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The auth server. `clock` (epoch seconds) is injectable so that tests move time instead
+    of sleeping."""
     settings = settings or AuthSettings()
+    metrics = AuthMetrics()  # a registry of this app's own: tests build many apps per process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        session_maker = create_session_maker(engine)
-        redis = None
-        if settings.redis_url:
-            import redis.asyncio as aioredis
-
-            redis = aioredis.Redis.from_url(settings.redis_url)
-        keys = KeyStore(session_maker, settings)
-        keys.on_key_retired = kid_retired_hook(session_maker, settings, redis)
-        await keys.ensure_keys()
-        await keys.start()
-        ctx = AuthContext(
-            settings=settings,
-            engine=engine,
-            session_maker=session_maker,
-            keys=keys,
-            passwords=PasswordHasher(settings),
-            throttle=LoginThrottle(settings),
-            tokens=TokenIssuer(settings, keys),
-            # The auth server verifies its own tokens with its own key store (no HTTP).
-            verifier=TokenVerifier(
-                issuer=settings.issuer_base, audience=settings.audience, key_source=keys, leeway=5
-            ),
-            grace=GraceCipher(settings.key_encryption_secret()),
-            redis=redis,
-        )
-        app.state.ctx = ctx
-        app.state.token_verifier = ctx.verifier
-        stop_background = await start_background(ctx)
+        state = await AuthState.open(settings, metrics=metrics, clock=clock)
+        app.state.auth = state
+        stop_schedules = await start_schedules(state)
         try:
             yield
         finally:
-            await stop_background()
-            await keys.aclose()
-            await ctx.throttle.aclose()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
+            await stop_schedules()
+            await state.aclose()
 
     app = FastAPI(
         title="notes-auth: auth server",
         version="0.1.0",
         lifespan=lifespan,
-        # Swagger UI's Authorize button logs in as the public `web` client (password grant).
-        swagger_ui_init_oauth={"clientId": "web", "scopes": "notes:read notes:write"},
+        docs_url=None,  # served by install_docs: local assets, no inline script
+        redoc_url=None,
         description="OAuth2 password, refresh-token and client-credentials grants; RS256 JWT "
         "access tokens (RFC 9068); sessions, revocation and introspection.",
     )
-    app.state.settings = settings
     app.add_middleware(
         CORSMiddleware,
+        # Exact origins, never `*`: the web page sends its refresh cookie with credentialed
+        # requests (production refuses an open list).
         allow_origins=settings.cors_origins,
-        allow_credentials=False,
+        allow_credentials=True,
         allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Refresh-Token"],
+        expose_headers=["Retry-After", "WWW-Authenticate"],
         max_age=600,
     )
-    install_problem_handlers(app)
+    # One middleware layer: every body capped before anything parses it (413 problem+json),
+    # security headers on every response.
+    app.add_middleware(
+        EdgeMiddleware, max_body_bytes=settings.max_body_bytes, csp=content_security_policy()
+    )
+    install_problem_handlers(app, retry_after=settings.retry_after)
     install_oauth_handlers(app)
-    install_bearer_handlers(app)
-    for module in (metadata, jwks, token, revocation, users, account, sessions, admin, health):
-        app.include_router(module.router)
-    install_metrics_route(app)
+    install_bearer_handlers(app, transparent_refresh=False)
+    add_routes(
+        app,
+        *(m.router for m in (metadata, jwks, token, revocation, users, account, sessions, admin)),
+        health.router,
+    )
+    metrics.install_route(app)
+    # Swagger UI's Authorize button logs in as the public `web` client (password grant).
+    install_docs(app, client_id="web", scopes="notes:read notes:write")
     set_token_url(app, f"{settings.issuer_base}/token")
+    openapi.install(app, settings)  # every status and content type each route can answer
     return app
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
+import os
 import secrets
+import time
+from hashlib import sha256
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import LOOPBACK_HOSTS, CommaList
+from shared.forwarding import Network, parse_networks
+from shared.service.settings import LOOPBACK_HOSTS, CommaList
 
 log = logging.getLogger("auth_server.settings")
 
@@ -37,10 +42,21 @@ class AuthSettings(BaseSettings):
     login_failure_limit: int = Field(5, gt=0)
     login_ip_limit: int = Field(50, gt=0)
     login_failure_window: int = Field(900, gt=0)
-    trusted_proxies: CommaList = []
+    login_account_limit: int = Field(
+        20, gt=0, description="failed logins of one account from all addresses per window"
+    )
+    trusted_proxies: CommaList = []  # addresses or CIDR ranges
     cors_origins: CommaList = ["http://127.0.0.1:8001", "http://localhost:8001"]
     registration_open: bool = True
     registration_ip_limit: int = Field(20, gt=0)
+    session_rate_limit: int = Field(
+        60, gt=0, description="refresh and revoke requests per session per minute, then 429"
+    )
+    client_rate_limit: int = Field(
+        1200,
+        gt=0,
+        description="refresh and revoke requests per client and client address per minute",
+    )
 
     # Beyond the contract's table: operational knobs with safe defaults.
     var_dir: Path = Path("var")
@@ -53,9 +69,34 @@ class AuthSettings(BaseSettings):
     password_hash_time_cost: int = Field(3, ge=1)
     password_hash_memory_cost: int = Field(65536, ge=8, description="KiB")
     password_hash_parallelism: int = Field(4, ge=1)
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        description="hashes that run at once (default: one per core)",
+    )
+    password_hash_queue: int = Field(
+        8, ge=0, description="hashes that may wait for a slot; past that, logins get 503"
+    )
     redis_prefix: str = "notes-auth"
     max_form_field_length: int = Field(4096, gt=0)
+    max_body_bytes: int = Field(
+        65_536, gt=0, description="larger request bodies get 413, decided before parsing"
+    )
+    revocation_feed_auth: Literal["open", "client"] | None = Field(
+        None,
+        description="who may read GET /revocations: `open`, or `client` (a confidential client "
+        "with the revocations:read scope); default: open in development, client in production",
+    )
+    audit_retention_days: int = Field(
+        90, gt=0, description="audit events older than this are swept"
+    )
     log_level: str = "INFO"
+    access_log: bool = Field(
+        False, description="uvicorn's access log (off: ~30% of a small endpoint's throughput)"
+    )
+    graceful_shutdown_timeout: int = Field(
+        25, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
+    )
     key_cache_refresh_interval: float = Field(
         2.0, gt=0, description="seconds between reloads of the signing keys from the database"
     )
@@ -66,6 +107,28 @@ class AuthSettings(BaseSettings):
     )
     ended_session_retention_days: int = Field(7, ge=0, description="ended sessions kept for audits")
     sweep_batch_size: int = Field(1000, gt=0)
+    clock_skew_margin: int = Field(
+        60,
+        ge=0,
+        description="seconds that revocation events and retiring keys outlive the last token they "
+        "affect: at least the largest leeway any verifier allows",
+    )
+    leeway: int = Field(
+        5, ge=0, description="clock skew the auth server allows when it verifies its own tokens"
+    )
+    retry_after: int = Field(
+        5, gt=0, description="Retry-After of a 503 (a backing service or the rate-limit store down)"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError names the entry that is neither address nor range
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(tuple(self.trusted_proxies))
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> AuthSettings:
@@ -85,6 +148,12 @@ class AuthSettings(BaseSettings):
         return self
 
     @property
+    def feed_requires_client(self) -> bool:
+        if self.revocation_feed_auth is None:
+            return self.environment == "production"
+        return self.revocation_feed_auth == "client"
+
+    @property
     def issuer_base(self) -> str:
         return self.issuer.rstrip("/")
 
@@ -93,8 +162,6 @@ class AuthSettings(BaseSettings):
 
         In development a missing secret is generated into `var/` once and reused.
         """
-        from hashlib import sha256
-
         if self.key_encryption_key is not None and self.key_encryption_key.get_secret_value():
             raw = self.key_encryption_key.get_secret_value()
         elif self.environment == "production":  # pragma: no cover - refused by the validator
@@ -106,10 +173,38 @@ class AuthSettings(BaseSettings):
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-                path.write_text(raw + "\n")
-                path.chmod(0o600)
+                # Created 0600 from the start (never readable by others, not even for a moment),
+                # and only if absent: two processes starting at once can't overwrite each other.
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    return sha256(_read_when_written(path).encode()).digest()
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(raw + "\n")
                 log.warning(
                     "AUTH_KEY_ENCRYPTION_KEY is not set: generated one into %s (development only)",
                     path,
                 )
         return sha256(raw.encode()).digest()
+
+
+def _read_when_written(path: Path, attempts: int = 50) -> str:
+    """Another process created the file a moment ago: wait for its content."""
+    for _ in range(attempts):
+        text = path.read_text().strip()
+        if text:
+            return text
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} stays empty")
+
+
+def accepted_until(settings: AuthSettings, expires_at: dt.datetime) -> dt.datetime:
+    """The latest moment a verifier may still accept a token that expires at `expires_at`:
+    verifiers allow clock skew, so this is its expiry plus the clock-skew margin."""
+    return expires_at + dt.timedelta(seconds=settings.clock_skew_margin)
+
+
+def token_horizon(settings: AuthSettings, now: dt.datetime) -> dt.datetime:
+    """The latest moment at which an access token issued up to `now` can still be accepted.
+    A retiring key stays published, and a revocation event stays in the feed, until then."""
+    return accepted_until(settings, now + dt.timedelta(seconds=settings.access_token_ttl))

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from resource_server.api import health, notes
-from resource_server.api.body_limit import BodyLimitMiddleware
+from resource_server.api import health, notes, openapi
 from resource_server.api.web import mount_web
 from resource_server.settings import ResourceSettings
-from shared.db import create_engine, create_session_maker
-from shared.denylist import Denylist
-from shared.jwks import RemoteKeySet
-from shared.keys import KeySource
-from shared.metrics import install_metrics_route
-from shared.problem import install_problem_handlers
-from shared.refresh import TransparentRefresher
-from shared.revocation_feed import RevocationFeedClient
-from shared.security import (
+from resource_server.state import ResourceState
+from shared.fastapi import (
     NEW_TOKEN_HEADERS,
     install_bearer_handlers,
-    install_token_headers,
+    refreshed_token_headers,
     set_token_url,
 )
-from shared.token_cache import VerifiedTokenCache
-from shared.verification import TokenVerifier
+from shared.keys import KeySource
+from shared.service.docs import install_docs
+from shared.service.edge import EdgeMiddleware, content_security_policy
+from shared.service.metrics import ServiceMetrics
+from shared.service.problem import install_problem_handlers
+from shared.service.routing import add_routes
 
 log = logging.getLogger("resource_server")
 
@@ -46,127 +41,60 @@ def create_app(
     """The notes API. Tests may inject a key source (pinned keys) and an HTTP client; with an
     injected key source the revocation feed is read only if `revocation_feed` stays True."""
     settings = settings or ResourceSettings()
-    issuer = settings.issuer
+    metrics = ServiceMetrics()  # a registry of this app's own: tests build many apps per process
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        app.state.session_maker = create_session_maker(engine)
-        own_http = http is None
-        client = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.jwks_fetch_timeout), follow_redirects=False
+        state = await ResourceState.open(
+            settings, metrics, key_source=key_source, http=http, revocation_feed=revocation_feed
         )
-        remote: RemoteKeySet | None = None
-        source: KeySource
-        if key_source is None:
-            remote = RemoteKeySet(
-                issuer,
-                http=client,
-                min_refresh=settings.jwks_min_refresh,
-                cache_floor=settings.jwks_cache_floor,
-                timeout=settings.jwks_fetch_timeout,
-                max_bytes=settings.jwks_max_bytes,
-                cache_path=settings.var_dir / "jwks-cache.json",
-                retry_interval=settings.jwks_retry_interval,
-            )
-            source = remote
-        else:
-            source = key_source
-        app.state.key_source = source
-        denylist = Denylist(settings.denylist_max_entries)
-        app.state.denylist = denylist
-        app.state.token_verifier = TokenVerifier(
-            issuer=issuer,
-            audience=settings.audience,
-            key_source=source,
-            algorithms=settings.algorithms,
-            leeway=settings.leeway,
-            denylist=denylist,
-            cache=VerifiedTokenCache(settings.token_cache_size),
-        )
-        metadata = remote.metadata if remote else None
-        feed: RevocationFeedClient | None = None
-        if revocation_feed:
-            feed = RevocationFeedClient(
-                denylist,
-                http=client,
-                feed_url=f"{issuer}/revocations",
-                poll_interval=settings.revocation_poll_interval,
-                redis_url=settings.redis_url,
-                redis_channel=f"{settings.redis_prefix}:revocations",
-                poll_interval_with_redis=settings.revocation_poll_interval_with_redis,
-            )
-            app.state.revocation_feed = feed
-        app.state.token_refresher = (
-            TransparentRefresher(
-                http=client, token_endpoint=f"{issuer}/token", remember=settings.refresh_remember
-            )
-            if settings.transparent_refresh
-            else None
-        )
-        app.state.auth_metadata = metadata
-
-        async def start_key_set() -> None:
-            # In the background: the service starts (and reports not ready) while the auth
-            # server is down, and becomes ready once a key set is loaded.
-            assert remote is not None
-            await remote.start()
-            if remote.metadata:
-                app.state.auth_metadata = remote.metadata
-                if feed is not None:
-                    feed.feed_url = remote.metadata.get("revocation_feed_endpoint", feed.feed_url)
-                if app.state.token_refresher is not None:
-                    endpoint = remote.metadata.get("token_endpoint")
-                    if isinstance(endpoint, str):
-                        app.state.token_refresher.token_endpoint = endpoint
-
-        starter = asyncio.create_task(start_key_set()) if remote is not None else None
-        if feed is not None:
-            await feed.start()
+        app.state.resource = state
         try:
             yield
         finally:
-            if starter is not None and not starter.done():
-                starter.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await starter
-            if feed is not None:
-                await feed.aclose()
-            if remote is not None:
-                await remote.aclose()
-            if own_http:
-                await client.aclose()
-            await engine.dispose()
+            await state.aclose()
 
     app = FastAPI(
         title="notes-auth: notes API",
         version="0.1.0",
         lifespan=lifespan,
-        # Swagger UI's Authorize button logs in as the public `web` client (password grant).
-        swagger_ui_init_oauth={"clientId": "web", "scopes": "notes:read notes:write"},
+        docs_url=None,  # served by install_docs: local assets, no inline script
+        redoc_url=None,
         description="Notes, protected by RS256 access tokens verified locally against the auth "
         "server's published keys.",
     )
-    app.state.settings = settings
-    app.state.refresh_retry_after = settings.refresh_retry_after
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=False,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Refresh-Token"],
-        expose_headers=[*NEW_TOKEN_HEADERS, "Location", "WWW-Authenticate", "Retry-After"],
-        max_age=600,
+    if settings.cors_origins:
+        # Only for pages on other origins: the notes page is served by this server itself.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Refresh-Token"],
+            expose_headers=[*NEW_TOKEN_HEADERS, "Location", "WWW-Authenticate", "Retry-After"],
+            max_age=600,
+        )
+    # One middleware layer for every request: body cap, security headers and, after a
+    # transparent refresh, the New-* headers (README, "Performance").
+    install_bearer_handlers(
+        app, transparent_refresh=settings.transparent_refresh, headers_middleware=False
     )
-    install_token_headers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_problem_handlers(app)
-    install_bearer_handlers(app)
-    app.include_router(notes.router)
-    app.include_router(health.router)
-    install_metrics_route(app)
+    # The page talks to this origin and to the auth server's.
+    auth_origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.issuer))
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        csp=content_security_policy([auth_origin]),
+        extra_headers=refreshed_token_headers if settings.transparent_refresh else None,
+    )
+    install_problem_handlers(app, retry_after=settings.retry_after)
+    add_routes(app, notes.router, health.router)
+    metrics.install_route(app)
     mount_web(app)
-    set_token_url(app, f"{issuer}/token")
+    # Swagger UI's Authorize button logs in as the public `web` client (password grant).
+    install_docs(app, client_id="web", scopes="notes:read notes:write")
+    set_token_url(app, f"{settings.issuer}/token")
+    openapi.install(app, settings)  # every status and content type each route can answer
     return app
 
 

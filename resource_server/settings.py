@@ -6,10 +6,16 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import LOOPBACK_HOSTS, CommaList
+from shared.forwarding import Network, parse_networks
+from shared.service.settings import LOOPBACK_HOSTS, CommaList
+
+# Revocation events outlive the tokens they affect by the auth server's AUTH_CLOCK_SKEW_MARGIN
+# (60 s by default); a verifier allowing more skew than that could accept a revoked token whose
+# event is gone. The resource server also keeps each entry its own leeway past the event.
+MAX_LEEWAY = 60
 
 
 class ResourceSettings(BaseSettings):
@@ -22,7 +28,17 @@ class ResourceSettings(BaseSettings):
     auth_server_url: str = "http://127.0.0.1:8000"
     audience: str = "notes-api"
     redis_url: str | None = None
-    leeway: int = Field(30, ge=0)
+    # A confidential client (scope revocations:read) for reading the auth server's revocation
+    # feed where it is not open (AUTH_REVOCATION_FEED_AUTH=client, its production default).
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    leeway: int = Field(
+        30,
+        ge=0,
+        le=MAX_LEEWAY,
+        description="clock skew allowed on exp, nbf and iat; at most the auth server's "
+        "AUTH_CLOCK_SKEW_MARGIN, the time revocation events outlive a token",
+    )
     jwks_min_refresh: float = Field(10, ge=0)
     revocation_poll_interval: float = Field(2, gt=0)
     transparent_refresh: bool = True
@@ -35,10 +51,26 @@ class ResourceSettings(BaseSettings):
     var_dir: Path = Path("var")
     token_cache_size: int = Field(10_000, gt=0)
     denylist_max_entries: int = Field(100_000, gt=0)
-    cors_origins: CommaList = ["http://127.0.0.1:8001", "http://localhost:8001"]
+    jwks_max_staleness: float = Field(
+        86_400,
+        gt=0,
+        description="seconds a key set may be served after the last successful fetch",
+    )
+    # Pages on other origins that call this API from script. The notes page is served by this
+    # server itself (same origin), so none by default, and no CORS middleware at all then.
+    cors_origins: CommaList = []
+    # Addresses or CIDR ranges whose X-Forwarded-For is believed: the caller's address is passed
+    # on to the auth server when a transparent refresh is relayed.
+    trusted_proxies: CommaList = []
     max_body_bytes: int = Field(128 * 1024, gt=0)
     redis_prefix: str = "notes-auth"
     log_level: str = "INFO"
+    access_log: bool = Field(
+        False, description="uvicorn's access log (off: ~30% of a small endpoint's throughput)"
+    )
+    graceful_shutdown_timeout: int = Field(
+        25, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
+    )
     jwks_retry_interval: float = Field(
         5, gt=0, description="seconds between JWKS retries while failing"
     )
@@ -50,9 +82,20 @@ class ResourceSettings(BaseSettings):
     refresh_retry_after: int = Field(
         5, gt=0, description="Retry-After when the auth server is unreachable"
     )
+    retry_after: int = Field(5, gt=0, description="Retry-After of a 503 when the database is down")
     refresh_remember: float = Field(
         5, ge=0, description="seconds a finished refresh is shared in memory"
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(tuple(self.trusted_proxies))
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> ResourceSettings:
@@ -68,6 +111,12 @@ class ResourceSettings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def feed_credentials(self) -> tuple[str, str] | None:
+        if self.client_id and self.client_secret is not None:
+            return self.client_id, self.client_secret.get_secret_value()
+        return None
 
     @property
     def issuer(self) -> str:

@@ -22,8 +22,14 @@ REASONS = frozenset(
         "crit_unsupported",
         "forbidden_header",
         "revoked",
+        "keys_stale",  # no successful JWKS fetch for longer than the allowed staleness
+        "revocations_unknown",  # the revocation state is neither loaded nor synced yet
     }
 )
+
+
+class KeySetStale(Exception):
+    """A key source's keys are too old to be trusted (no successful fetch for too long)."""
 
 
 class TokenError(Exception):
@@ -34,4 +40,4 @@ class TokenError(Exception):
         self.description = description
 
 
-__all__ = ["REASONS", "TokenError"]
+__all__ = ["REASONS", "KeySetStale", "TokenError"]

@@ -11,7 +11,11 @@ ETag revalidation, stale-if-error or negative caching; joserfc has no fetching a
   (panva/jose's cooldown);
 - stale-if-error: when the auth server is down or answers garbage, the last good set stays in
   use (counted in a metric), and it is persisted to disk so a restart during an outage still
-  verifies;
+  verifies, but only for `max_staleness` seconds after the last successful fetch (a restart
+  counts from that fetch, not from the restart): past it, the keys are refused (KeySetStale)
+  and the set is not ready, so a stolen key can't stay usable wherever the set can't be
+  refetched;
+- the negative cache of unknown kids is a bounded LRU;
 - fetches have a timeout, and a body larger than `max_bytes` is refused.
 """
 
@@ -21,17 +25,20 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from shared.denylist import write_atomically
+from shared.errors import KeySetStale
 from shared.keys import VerificationKey, key_from_jwk
-from shared.metrics import jwks_fetches, jwks_stale_served
+from shared.metrics import NO_METRICS, Metrics
+from shared.text import is_ascii_number
 
 log = logging.getLogger("shared.jwks")
 
@@ -67,11 +74,17 @@ def parse_jwks(document: Any) -> dict[str, VerificationKey]:
 
 
 class RemoteKeySet:
+    """A `shared.keys.KeySource` backed by the issuer's published JWKS.
+
+    Start it in your app's lifespan (`await keys.start()` ... `await keys.aclose()`, or
+    `async with keys:`). Without an `http` client it makes, and closes, its own.
+    """
+
     def __init__(
         self,
         issuer: str,
         *,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None = None,
         min_refresh: float = 10,
         cache_floor: float = 60,
         timeout: float = 5,
@@ -79,9 +92,14 @@ class RemoteKeySet:
         cache_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 5,
+        metrics: Metrics = NO_METRICS,
+        max_staleness: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        negative_cache_size: int = 10_000,
     ) -> None:
         self.issuer = issuer.rstrip("/")
-        self._http = http
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(follow_redirects=False)
         self._min_refresh = min_refresh
         self._floor = cache_floor
         self._timeout = timeout
@@ -91,21 +109,42 @@ class RemoteKeySet:
         self._retry = retry_interval
         self._keys: dict[str, VerificationKey] = {}
         self._etag: str | None = None
+        self._document: Any = None
         self._expires_at = float("-inf")
         self._last_fetch = float("-inf")
-        self._unknown: dict[str, float] = {}  # negative cache: kid -> until
+        self._max_staleness = max_staleness
+        self._wall_clock = wall_clock
+        self._fetched_at = float("-inf")  # wall-clock time of the last successful fetch
+        # Negative cache, least recently added first: kid -> until.
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._unknown_max = negative_cache_size
         self._inflight: asyncio.Task[None] | None = None
         self._background: asyncio.Task[None] | None = None
         self._kick: asyncio.Task[None] | None = None
         self._jwks_uri: str | None = None
         self.metadata: dict[str, Any] | None = None
-        self.ready = False
-        self._fetches = jwks_fetches()
-        self._stale = jwks_stale_served()
+        self._loaded = False
+        self._metrics = metrics
 
     # -- public --------------------------------------------------------------------------
 
+    @property
+    def stale(self) -> bool:
+        """No successful fetch for longer than `max_staleness`: the keys are not trusted."""
+        if self._max_staleness is None:
+            return False
+        return self._wall_clock() - self._fetched_at > self._max_staleness
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded and not self.stale
+
+    @property
+    def unknown_kids_cached(self) -> int:
+        return len(self._unknown)
+
     async def get_key(self, kid: str) -> VerificationKey | None:
+        """The key named `kid`, or None; KeySetStale when the keys are too old to trust."""
         now = self._clock()
         if now >= self._expires_at:
             if self._keys:
@@ -114,6 +153,8 @@ class RemoteKeySet:
                 self._refresh_in_background()
             else:
                 await self._refresh_safely()
+        if self.stale:
+            raise KeySetStale(f"no successful JWKS fetch for over {self._max_staleness:.0f}s")
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -127,8 +168,9 @@ class RemoteKeySet:
             if key is not None:
                 return key
         self._unknown[kid] = now + self._min_refresh
-        if len(self._unknown) > 10_000:
-            self._unknown = {k: v for k, v in self._unknown.items() if v > now}
+        self._unknown.move_to_end(kid)
+        while len(self._unknown) > self._unknown_max:
+            self._unknown.popitem(last=False)
         return None
 
     async def start(self) -> None:
@@ -145,6 +187,15 @@ class RemoteKeySet:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._background = None
+        if self._own_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> RemoteKeySet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
     async def refresh(self) -> None:
         """Fetch now (merged with any fetch already under way). Raises on failure."""
@@ -163,9 +214,9 @@ class RemoteKeySet:
         try:
             await self.refresh()
         except Exception as exc:
-            self._fetches.labels(outcome="error").inc()
+            self._metrics.jwks_fetched("error")
             if self._keys:
-                self._stale.inc()
+                self._metrics.jwks_stale_served()
                 log.warning("JWKS fetch failed, using the last good key set: %s", exc)
             else:
                 log.warning("JWKS fetch failed and no key set is known yet: %s", exc)
@@ -176,7 +227,7 @@ class RemoteKeySet:
         while True:
             # Refresh a little before the cached set expires (at 80% of its life).
             delay = max(1.0, (self._expires_at - self._clock()) * 0.8)
-            if not self.ready:
+            if not self._loaded or self.stale:
                 delay = self._retry
             await asyncio.sleep(min(delay, 3600))
             await self._refresh_safely()
@@ -186,7 +237,11 @@ class RemoteKeySet:
         response = await self._http.send(request, stream=True)
         try:
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self._max_bytes:
+            if (
+                declared is not None
+                and is_ascii_number(declared)
+                and int(declared) > self._max_bytes
+            ):
                 raise ValueError(f"{url}: response larger than {self._max_bytes} bytes")
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -223,8 +278,10 @@ class RemoteKeySet:
         max_age = _max_age(response.headers.get("cache-control"))
         lifetime = max(self._floor, max_age if max_age is not None else self._floor)
         if response.status_code == 304 and self._keys:
-            self._fetches.labels(outcome="not_modified").inc()
+            self._metrics.jwks_fetched("not_modified")
             self._expires_at = now + lifetime
+            self._fetched_at = self._wall_clock()
+            self._persist()
             return
         response.raise_for_status()
         document = response.json()
@@ -232,21 +289,24 @@ class RemoteKeySet:
         if not keys:
             raise ValueError("the JWK set has no usable signing key")
         self._keys = keys
+        self._document = document
         self._etag = response.headers.get("etag")
         self._expires_at = now + lifetime
-        self._unknown = {k: v for k, v in self._unknown.items() if k not in keys}
-        self.ready = True
-        self._fetches.labels(outcome="ok").inc()
-        self._persist(document)
+        self._fetched_at = self._wall_clock()
+        for kid in keys:
+            self._unknown.pop(kid, None)
+        self._loaded = True
+        self._metrics.jwks_fetched("ok")
+        self._persist()
 
-    def _persist(self, document: Any) -> None:
-        if self._cache_path is None:
+    def _persist(self) -> None:
+        """Keep the last good set on disk with the time it was fetched, so that a restart during
+        an outage still verifies, and still knows how old its keys are."""
+        if self._cache_path is None or self._document is None:
             return
+        saved = {"issuer": self.issuer, "fetched_at": self._fetched_at, "jwks": self._document}
         try:
-            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._cache_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"issuer": self.issuer, "jwks": document}))
-            os.replace(tmp, self._cache_path)  # atomic: a crash never leaves half a file
+            write_atomically(self._cache_path, json.dumps(saved))
         except OSError as exc:
             log.warning("could not persist the JWKS to %s: %s", self._cache_path, exc)
 
@@ -257,10 +317,14 @@ class RemoteKeySet:
             saved = json.loads(self._cache_path.read_text())
             if saved.get("issuer") != self.issuer:
                 return
-            self._keys = parse_jwks(saved["jwks"])
-            self.ready = bool(self._keys)
+            keys = parse_jwks(saved["jwks"])
+            # A file without its fetch time is as old as can be: fail closed.
+            fetched_at = float(saved.get("fetched_at", float("-inf")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring the persisted JWKS at %s: %s", self._cache_path, exc)
+            return
+        self._keys, self._document, self._fetched_at = keys, saved["jwks"], fetched_at
+        self._loaded = bool(keys)
 
 
 __all__ = ["RemoteKeySet", "parse_jwks"]

@@ -1,69 +1,51 @@
-"""Prometheus metrics shared by both services.
+"""What the verification library reports, as a hook the caller passes in.
 
-Metrics live in the process's default registry, created once per name: tests build many apps in
-one process, and prometheus-client refuses to register a name twice.
+The core never imports a metrics library and never writes into a global registry: each component
+takes a `metrics=` argument that implements `Metrics` (a Prometheus implementation lives in
+`shared.service.metrics`). Without one, nothing is recorded.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    Counter,
-    generate_latest,
-)
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Protocol
 
 
-def counter(name: str, documentation: str, labelnames: tuple[str, ...] = ()) -> Counter:
-    """The counter of that name, created on first use."""
-    # prometheus-client has no public look-up by name; a Counter registers as `<name>_total`.
-    existing = REGISTRY._names_to_collectors.get(name + "_total")
-    if existing is not None:
-        assert isinstance(existing, Counter), name
-        return existing
-    return Counter(name, documentation, labelnames)
+class Metrics(Protocol):
+    def token_refused(self, reason: str) -> None:
+        """An access token was refused; `reason` is a `shared.errors.REASONS` code."""
+
+    def jwks_fetched(self, outcome: str) -> None:
+        """A JWKS fetch ended: `ok`, `not_modified` or `error`."""
+
+    def jwks_stale_served(self) -> None:
+        """A fetch failed and the last good key set stayed in use."""
+
+    def revocations_applied(self, source: str, count: int) -> None:
+        """Revocation events were applied to a denylist; `source` is `feed` or `redis`."""
+
+    def revocation_feed_failed(self) -> None:
+        """A read of the revocation feed, or of its Redis channel, failed."""
 
 
-def verification_failures() -> Counter:
-    return counter("token_verification_failures", "Access tokens refused, by reason", ("reason",))
+class NoMetrics:
+    """Records nothing."""
+
+    def token_refused(self, reason: str) -> None:
+        pass
+
+    def jwks_fetched(self, outcome: str) -> None:
+        pass
+
+    def jwks_stale_served(self) -> None:
+        pass
+
+    def revocations_applied(self, source: str, count: int) -> None:
+        pass
+
+    def revocation_feed_failed(self) -> None:
+        pass
 
 
-def jwks_fetches() -> Counter:
-    return counter("jwks_fetches", "JWKS fetches by outcome", ("outcome",))
+NO_METRICS: Metrics = NoMetrics()
 
-
-def jwks_stale_served() -> Counter:
-    return counter(
-        "jwks_stale_served", "Times the last good key set was used because a fetch failed"
-    )
-
-
-def revocation_events() -> Counter:
-    return counter("revocation_events_applied", "Revocation events applied, by source", ("source",))
-
-
-def revocation_feed_errors() -> Counter:
-    return counter("revocation_feed_errors", "Failed reads of the revocation feed or Redis channel")
-
-
-def install_metrics_route(app: FastAPI, path: str = "/metrics") -> None:
-    """GET /metrics in the Prometheus text format."""
-
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_route(path, metrics, methods=["GET"], include_in_schema=False)
-
-
-__all__ = [
-    "counter",
-    "install_metrics_route",
-    "jwks_fetches",
-    "jwks_stale_served",
-    "revocation_events",
-    "revocation_feed_errors",
-    "verification_failures",
-]
+__all__ = ["NO_METRICS", "Metrics", "NoMetrics"]

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -32,24 +33,61 @@ class TokenPair:
     scope: str
 
 
+class Refresher(Protocol):
+    """What the FastAPI glue needs from a refresher."""
+
+    retry_after: int  # seconds a client is told to wait when the auth server can't be reached
+
+    async def refresh(
+        self,
+        refresh_token: str,
+        client_id: str,
+        *,
+        session_id: str | None = None,
+        client_ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> TokenPair: ...
+
+
 class TransparentRefresher:
+    """Exchanges refresh tokens at `token_endpoint`. Without an `http` client it makes its own;
+    close it with `aclose()` in your app's lifespan."""
+
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient,
         token_endpoint: str,
+        http: httpx.AsyncClient | None = None,
         timeout: float = 10,
         remember: float = 5.0,
+        retry_after: int = 5,
     ) -> None:
         self.token_endpoint = token_endpoint
-        self._http = http
+        # Seconds a client is told to wait (Retry-After) when the auth server can't be reached.
+        self.retry_after = retry_after
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(follow_redirects=False)
         self._timeout = timeout
         self._remember = remember
         self._flights: dict[bytes, asyncio.Future[TokenPair]] = {}
         self._done: dict[bytes, tuple[float, TokenPair]] = {}
 
-    async def refresh(self, refresh_token: str, client_id: str) -> TokenPair:
-        key = hashlib.sha256(f"{client_id}\0{refresh_token}".encode()).digest()
+    async def refresh(
+        self,
+        refresh_token: str,
+        client_id: str,
+        *,
+        session_id: str | None = None,
+        client_ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> TokenPair:
+        """Exchange `refresh_token` for its caller. `session_id` is the session of the caller's
+        expired access token: the auth server refuses a refresh token of any other session
+        without spending it. `client_ip` and `user_agent` are the caller's, passed on
+        (X-Forwarded-For, User-Agent) so that the auth server sees one party however many
+        resource servers relay for it. Only requests of one party share an exchange."""
+        parts = (client_id, refresh_token, session_id or "", client_ip or "", user_agent or "")
+        key = hashlib.sha256("\0".join(parts).encode()).digest()
         now = time.monotonic()
         self._done = {k: v for k, v in self._done.items() if v[0] > now}
         remembered = self._done.get(key)
@@ -60,7 +98,9 @@ class TransparentRefresher:
             flight = asyncio.get_running_loop().create_future()
             self._flights[key] = flight
             try:
-                pair = await self._exchange(refresh_token, client_id)
+                pair = await self._exchange(
+                    refresh_token, client_id, session_id, client_ip, user_agent
+                )
             except BaseException as exc:
                 flight.set_exception(exc)
                 flight.exception()  # mark retrieved: no "never retrieved" warning without waiters
@@ -73,17 +113,30 @@ class TransparentRefresher:
                 self._flights.pop(key, None)
         return await asyncio.shield(flight)
 
-    async def _exchange(self, refresh_token: str, client_id: str) -> TokenPair:
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    async def _exchange(
+        self,
+        refresh_token: str,
+        client_id: str,
+        session_id: str | None,
+        client_ip: str | None,
+        user_agent: str | None,
+    ) -> TokenPair:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        form["client_id"] = client_id
+        if session_id is not None:
+            form["sid"] = session_id
+        headers = {"Accept": "application/json"}
+        if client_ip:
+            headers["X-Forwarded-For"] = client_ip
+        if user_agent:
+            headers["User-Agent"] = user_agent
         try:
             response = await self._http.post(
-                self.token_endpoint,
-                data={
-                    "grant_type": "refresh_token",
-                    "refresh_token": refresh_token,
-                    "client_id": client_id,
-                },
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
+                self.token_endpoint, data=form, headers=headers, timeout=self._timeout
             )
         except httpx.HTTPError as exc:
             raise AuthServerUnavailable(type(exc).__name__) from None
@@ -103,4 +156,10 @@ class TransparentRefresher:
             raise AuthServerUnavailable("token endpoint answered garbage") from None
 
 
-__all__ = ["AuthServerUnavailable", "RefreshRejected", "TokenPair", "TransparentRefresher"]
+__all__ = [
+    "AuthServerUnavailable",
+    "RefreshRejected",
+    "Refresher",
+    "TokenPair",
+    "TransparentRefresher",
+]

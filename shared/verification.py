@@ -8,20 +8,22 @@ Signatures are checked by PyJWT on `cryptography` with already-parsed key object
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from pydantic import ValidationError
 
-from shared.claims import AccessTokenClaims
+from shared.claims import AccessTokenClaims, ClaimsError
 from shared.denylist import Denylist
-from shared.errors import TokenError
+from shared.errors import KeySetStale, TokenError
 from shared.keys import KeySource, VerificationKey
-from shared.metrics import verification_failures
+from shared.metrics import NO_METRICS, Metrics
 from shared.token_cache import VerifiedTokenCache
 
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
@@ -41,8 +43,6 @@ KEY_TYPES: dict[str, type] = {
     "ES512": EllipticCurvePublicKey,
 }
 _PYJWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "expired", "the access token expired"),
-    (jwt.ImmatureSignatureError, "not_yet_valid", "the access token is not valid yet"),
     (jwt.InvalidIssuerError, "bad_issuer", "the access token was issued by someone else"),
     (jwt.InvalidAudienceError, "bad_audience", "the access token is meant for another audience"),
     (jwt.MissingRequiredClaimError, "missing_claim", "the access token lacks a required claim"),
@@ -51,15 +51,22 @@ _PYJWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
 
 
 def _header_names_crit(token: str) -> bool:
-    import base64
-    import json
-
     segment = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except ValueError:
+    except (ValueError, binascii.Error):
         return False
     return isinstance(header, dict) and "crit" in header
+
+
+def token_kid(token: str) -> str | None:
+    """The `kid` a token's header names, read without verifying anything: use it only for a
+    token that `TokenVerifier` has already accepted."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
 
 
 class TokenVerifier:
@@ -73,6 +80,8 @@ class TokenVerifier:
         leeway: int = 30,
         denylist: Denylist | None = None,
         cache: VerifiedTokenCache | None = None,
+        metrics: Metrics = NO_METRICS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         unknown = set(algorithms) - KEY_TYPES.keys()
         if unknown:  # `none` and HMAC can never be configured: they'd accept forged tokens
@@ -84,16 +93,17 @@ class TokenVerifier:
         self.leeway = leeway
         self.denylist = denylist
         self.cache = cache
-        self._failures = verification_failures()
+        self._metrics = metrics
+        self._clock = clock
 
     def _fail(self, reason: str, description: str) -> TokenError:
-        self._failures.labels(reason=reason).inc()
+        self._metrics.token_refused(reason)
         return TokenError(reason, description)
 
     async def verify(self, token: str) -> AccessTokenClaims:
         """Verified claims, or TokenError. Cached tokens still honour expiry and revocation."""
         if self.cache is not None:
-            hit = self.cache.get(token, time.time())
+            hit = self.cache.get(token, self._clock())
             if hit is not None:
                 self._check_revoked(*hit)
                 return hit[0]
@@ -111,6 +121,12 @@ class TokenVerifier:
 
     def _check_revoked(self, claims: AccessTokenClaims, kid: str | None) -> None:
         if self.denylist is not None:
+            if not self.denylist.synced:
+                # Fail closed: until the revocation state is loaded or read from the feed, a
+                # revoked token can't be told from a good one.
+                raise self._fail(
+                    "revocations_unknown", "the revocation state is not known yet; try again"
+                )
             reason = self.denylist.check(claims, kid)
             if reason is not None:
                 raise self._fail("revoked", f"the access token was revoked ({reason})")
@@ -135,11 +151,13 @@ class TokenVerifier:
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self.leeway,
                 options={
                     "require": list(REQUIRED_CLAIMS),
-                    "verify_exp": verify_exp,
-                    "verify_iat": False,  # checked below with the same leeway, as a clear reason
+                    # Times are checked below against our own clock, with one leeway and
+                    # precise reasons (PyJWT would read the system clock).
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
                     "strict_aud": False,
                 },
             )
@@ -149,10 +167,16 @@ class TokenVerifier:
                     raise self._fail(reason, description) from None
             raise self._fail("malformed", "the access token could not be decoded") from None
         try:
-            claims = AccessTokenClaims.model_validate(payload)
-        except ValidationError:
+            claims = AccessTokenClaims.from_payload(payload)
+        except ClaimsError:
             raise self._fail("malformed", "the access token's claims are malformed") from None
-        if claims.iat > time.time() + self.leeway:
+        now = self._clock()
+        # RFC 7519 §4.1.4-4.1.6, with the same leeway for clock skew on each.
+        if verify_exp and claims.exp <= now - self.leeway:
+            raise self._fail("expired", "the access token expired")
+        if claims.nbf is not None and claims.nbf > now + self.leeway:
+            raise self._fail("not_yet_valid", "the access token is not valid yet")
+        if claims.iat > now + self.leeway:
             raise self._fail("issued_in_future", "the access token was issued in the future")
         return claims, kid
 
@@ -172,7 +196,12 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
             raise self._fail("unknown_kid", "the token's signing key is unknown")
-        key = await self.key_source.get_key(kid)
+        try:
+            key = await self.key_source.get_key(kid)
+        except KeySetStale:
+            raise self._fail(
+                "keys_stale", "the signing keys could not be refreshed for too long"
+            ) from None
         if key is None:
             raise self._fail("unknown_kid", "the token's signing key is unknown")
         if not isinstance(key.key, KEY_TYPES[alg]) or (key.alg is not None and key.alg != alg):
@@ -180,4 +209,4 @@ class TokenVerifier:
         return key, kid, alg
 
 
-__all__ = ["ACCEPTED_TYP", "REQUIRED_CLAIMS", "TokenVerifier"]
+__all__ = ["ACCEPTED_TYP", "REQUIRED_CLAIMS", "TokenVerifier", "token_kid"]

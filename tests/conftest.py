@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,19 +9,18 @@ from typing import Any
 import httpx
 import pytest
 
-from auth_server.persistence.database import migrate as migrate_auth
 from auth_server.settings import AuthSettings
 from resource_server.persistence.database import migrate as migrate_resource
 from resource_server.settings import ResourceSettings
-from tests.databases import PG_URL, REDIS_URL, RUN_ID, PostgresDatabases
-
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(PG_URL is None, reason="TEST_DATABASE_URL is not set"),
-    ),
-]
+from tests.databases import (
+    BACKENDS,
+    REDIS_URL,
+    RUN_ID,
+    TEST_KEK,
+    PostgresDatabases,
+    fresh_database,
+    migrate_auth,
+)
 
 # Argon2id with small costs keeps the suite fast; production costs are the settings' defaults.
 FAST_HASHING: dict[str, Any] = {
@@ -49,21 +47,6 @@ def _sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     return {"auth": auth, "resource": resource}
 
 
-def _database_url(
-    backend: str,
-    name: str,
-    tmp_path: Path,
-    sqlite_templates: dict[str, Path],
-    pg_databases: PostgresDatabases,
-) -> str:
-    migrate = migrate_auth if name == "auth" else migrate_resource
-    if backend == "sqlite":
-        target = tmp_path / f"{name}.db"
-        shutil.copyfile(sqlite_templates[name], target)
-        return f"sqlite+aiosqlite:///{target}"
-    return pg_databases.copy(name, migrate)
-
-
 @pytest.fixture(params=BACKENDS)
 def db_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -77,7 +60,7 @@ def auth_db_url(
     pg_databases: PostgresDatabases,
 ) -> str:
     """A freshly migrated auth database (SQLite always; PostgreSQL too when configured)."""
-    return _database_url(db_backend, "auth", tmp_path, _sqlite_templates, pg_databases)
+    return fresh_database(db_backend, "auth", tmp_path, _sqlite_templates, pg_databases)
 
 
 @pytest.fixture
@@ -88,7 +71,7 @@ def resource_db_url(
     pg_databases: PostgresDatabases,
 ) -> str:
     """A freshly migrated resource database, on the same backend as `auth_db_url`."""
-    return _database_url(db_backend, "resource", tmp_path, _sqlite_templates, pg_databases)
+    return fresh_database(db_backend, "resource", tmp_path, _sqlite_templates, pg_databases)
 
 
 @pytest.fixture
@@ -121,7 +104,7 @@ def auth_settings(auth_db_url: str, tmp_path: Path) -> AuthSettings:
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
         database_url=auth_db_url,
-        key_encryption_key="test-key-encryption-key-0123456789abcdef",
+        key_encryption_key=TEST_KEK,
         var_dir=tmp_path / "auth-var",
         **FAST_HASHING,
     )

@@ -12,16 +12,35 @@ import asyncio
 import concurrent.futures
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from sqlalchemy.engine import make_url
+
+from auth_server import provision
+from auth_server.settings import AuthSettings
+from resource_server.persistence.database import migrate as migrate_resource
 
 T = TypeVar("T")
 
 RUN_ID = secrets.token_hex(4)
+# The key-encryption key of every test auth server: the signing keys baked into the template
+# databases are encrypted under it, so in-process apps and server processes can all use them.
+TEST_KEK = "test-key-encryption-key-0123456789abcdef"
 PG_URL = os.environ.get("TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+
+# Every database test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(PG_URL is None, reason="TEST_DATABASE_URL is not set"),
+    ),
+]
 
 
 def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -87,3 +106,31 @@ class PostgresDatabases:
         if self.created:
             run_sync(drop)
         self.created.clear()
+
+
+def migrate_auth(url: str) -> None:
+    """The auth schema, the seeded clients and a signing key pair (encrypted under TEST_KEK):
+    baked into the template databases, so that no test generates RSA keys."""
+    settings = AuthSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=url,
+        key_encryption_key=TEST_KEK,
+    )
+    provision.migrate(settings, signing_keys=True)
+
+
+def fresh_database(
+    backend: str,
+    name: str,
+    directory: Path,
+    sqlite_templates: dict[str, Path],
+    pg_databases: PostgresDatabases,
+) -> str:
+    """A copy of the migrated `auth` or `resource` template, on SQLite or PostgreSQL."""
+    migrate = migrate_auth if name == "auth" else migrate_resource
+    if backend == "sqlite":
+        target = directory / f"{name}.db"
+        shutil.copyfile(sqlite_templates[name], target)
+        return f"sqlite+aiosqlite:///{target}"
+    return pg_databases.copy(name, migrate)

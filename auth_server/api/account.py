@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from auth_server.api.deps import ClientAddress, ContextDep, CurrentClaims, CurrentUser, DbSession
-from auth_server.persistence.models import LoginSession
-from auth_server.sessions import audit
-from auth_server.sessions.service import end_sessions
-from auth_server.users.policy import WeakPassword, check_password
-from shared.db import utcnow
-from shared.problem import Forbidden, Unprocessable
+from auth_server import audit
+from auth_server.api.deps import (
+    ClientAddress,
+    CurrentClaims,
+    CurrentUser,
+    DbSession,
+    Passwords,
+    Sessions,
+    Settings,
+    Throttle,
+    UserAgent,
+)
+from auth_server.api.openapi import PASSWORD_SCHEMA
+from auth_server.users.passwords import HashingBusy
+from auth_server.users.service import WeakPassword, WrongPassword, change_password
+from auth_server.users.throttle import Throttled, ThrottleUnavailable, account_key
+from shared.service.openapi import problems, too_many_requests
+from shared.service.problem import (
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unprocessable,
+)
 
 router = APIRouter(tags=["users"])
 
@@ -21,29 +36,88 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=4096)
-    new_password: str = Field(min_length=1, max_length=4096)
+    new_password: str = Field(min_length=1, max_length=4096, json_schema_extra=PASSWORD_SCHEMA)
 
 
-@router.post("/users/me/password", status_code=204, summary="Change my password")
-async def change_password(
+@router.post(
+    "/users/me/password",
+    status_code=204,
+    summary="Change my password",
+    responses={
+        **problems(
+            {
+                403: "The current password is wrong (counted as a failed login).",
+                422: "The new password is weak.",
+            }
+        ),
+        **too_many_requests("Too many failed logins of this account or from this address."),
+    },
+)
+async def change_my_password(
     change: PasswordChange,
     user: CurrentUser,
     claims: CurrentClaims,
-    ctx: ContextDep,
     db: DbSession,
-    request: Request,
+    passwords: Passwords,
+    sessions: Sessions,
+    throttle: Throttle,
+    settings: Settings,
     ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> Response:
-    ok, _ = await ctx.passwords.verify(change.current_password, user.password_hash)
-    if not ok:
-        raise Forbidden("the current password is wrong")
+    # A wrong current password is a failed login of this account: the same limits (counted
+    # before the check), 429 with Retry-After, and an audit record.
+    account = account_key(user.id, user.username)
     try:
-        check_password(change.new_password, username=user.username, email=user.email_normalized)
+        await throttle.attempt(account, ip, db=db)
+    except ThrottleUnavailable:
+        raise ServiceUnavailable(
+            "password changes are unavailable; try again shortly",
+            headers={"Retry-After": str(settings.retry_after)},
+        ) from None
+    except Throttled as throttled:
+        if throttled.report:
+            audit.record(
+                db,
+                audit.LOGIN_THROTTLED,
+                user_id=user.id,
+                session_id=claims.sid,
+                ip=ip,
+                user_agent=user_agent,
+                detail={"via": "password_change", "refused_in_window": throttled.refused_so_far},
+            )
+        raise TooManyRequests(
+            "too many attempts; try again later",
+            headers={"Retry-After": str(throttled.retry_after)},
+        ) from None
+    try:
+        await change_password(
+            passwords,
+            user,
+            current_password=change.current_password,
+            new_password=change.new_password,
+        )
+    except WrongPassword as exc:
+        audit.record(
+            db,
+            audit.LOGIN_FAILED,
+            user_id=user.id,
+            session_id=claims.sid,
+            ip=ip,
+            user_agent=user_agent,
+            detail={"via": "password_change"},
+        )
+        raise Forbidden(str(exc)) from None
     except WeakPassword as exc:
+        await throttle.succeeded(account, ip, db=db)  # the current password was right
         raise Unprocessable(str(exc)) from None
-    user.password_hash = await ctx.passwords.hash(change.new_password)
-    user.password_changed_at = utcnow()
-    user_agent = request.headers.get("user-agent")
+    except HashingBusy as busy:
+        await throttle.refund(account, ip, db=db)
+        raise ServiceUnavailable(
+            "password changes are busy; try again shortly",
+            headers={"Retry-After": str(busy.retry_after)},
+        ) from None
+    await throttle.succeeded(account, ip, db=db)
     audit.record(
         db,
         audit.PASSWORD_CHANGED,
@@ -53,19 +127,10 @@ async def change_password(
         user_agent=user_agent,
     )
     # Every other session ends, each by its `sid`: the caller's own session stays usable.
-    others = (
-        await db.scalars(
-            select(LoginSession).where(
-                LoginSession.user_id == user.id,
-                LoginSession.ended_at.is_(None),
-                LoginSession.id != (claims.sid or ""),
-            )
-        )
-    ).all()
-    await end_sessions(
-        ctx,
+    await sessions.end_user_sessions(
         db,
-        others,
+        user.id,
+        keep=claims.sid,
         reason="password_changed",
         audit_type=audit.LOGOUT,
         ip=ip,

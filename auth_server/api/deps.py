@@ -1,74 +1,149 @@
-"""Dependencies of the auth server's routes (Annotated aliases, as in the FastAPI template)."""
+"""Dependencies of the auth server's routes (Annotated aliases, as in the FastAPI template).
+
+Each route asks for the one collaborator it uses; they all come from the typed `AuthState` the
+lifespan stored on the app. `DbSession` is the request's unit of work: it commits when the route
+returns or answers with a deliberate error (an OAuth error, a problem, a bearer challenge, whose
+writes such as an audit record must stay), and rolls back on anything unexpected.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
 
-from auth_server.context import AuthContext
+from auth_server.oauth.clients import ClientAuthenticator
+from auth_server.oauth.errors import OAuthError
+from auth_server.oauth.grants import Grant
+from auth_server.oauth.introspection import TokenIntrospection
+from auth_server.oauth.revocation import TokenRevocation
 from auth_server.persistence.models import User
-from auth_server.sessions.service import token_is_revoked
+from auth_server.sessions.service import SessionService
+from auth_server.settings import AuthSettings
+from auth_server.state import AuthMetrics, AuthState
+from auth_server.users.passwords import PasswordHasher
+from auth_server.users.throttle import LoginThrottle
 from shared.claims import AccessTokenClaims
-from shared.security import BearerAuth, BearerChallenge
+from shared.fastapi import BearerAuth, BearerChallenge
+from shared.forwarding import client_address
+from shared.service.db import transaction
+from shared.service.problem import ProblemError
+from shared.verification import TokenVerifier, token_kid
 
-bearer = BearerAuth(realm="notes-auth")
-
-
-async def get_context(request: Request) -> AuthContext:
-    ctx: AuthContext = request.app.state.ctx
-    return ctx
-
-
-ContextDep = Annotated[AuthContext, Depends(get_context)]
-
-
-async def get_db(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
-    async with ctx.session_maker() as session:
-        yield session
+# Errors that are answers: the request's writes (an audit record, an ended session) are kept.
+ANSWERS: tuple[type[BaseException], ...] = (
+    OAuthError,
+    ProblemError,
+    BearerChallenge,
+    HTTPException,
+)
 
 
-DbSession = Annotated[AsyncSession, Depends(get_db)]
+def auth_state(request: Request) -> AuthState:
+    state: AuthState = request.app.state.auth
+    return state
 
 
-def client_address(request: Request, trusted: list[str]) -> str | None:
-    """The client's address. X-Forwarded-For is believed only when the peer is a trusted proxy,
-    and then the right-most hop that is not itself a trusted proxy is the client."""
+def _verifier(request: Request) -> TokenVerifier:
+    return auth_state(request).verifier
+
+
+bearer = BearerAuth(_verifier, realm="notes-auth")
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with transaction(auth_state(request).session_maker, commit_on=ANSWERS) as db:
+        yield db
+
+
+async def get_settings(request: Request) -> AuthSettings:
+    return auth_state(request).settings
+
+
+async def get_sessions(request: Request) -> SessionService:
+    return auth_state(request).sessions
+
+
+async def get_passwords(request: Request) -> PasswordHasher:
+    return auth_state(request).passwords
+
+
+async def get_clients(request: Request) -> ClientAuthenticator:
+    return auth_state(request).clients
+
+
+async def get_throttle(request: Request) -> LoginThrottle:
+    return auth_state(request).throttle
+
+
+async def get_grants(request: Request) -> Mapping[str, Grant]:
+    return auth_state(request).grants
+
+
+async def get_revocation(request: Request) -> TokenRevocation:
+    return auth_state(request).revocation
+
+
+async def get_introspection(request: Request) -> TokenIntrospection:
+    return auth_state(request).introspection
+
+
+async def get_metrics(request: Request) -> AuthMetrics:
+    return auth_state(request).metrics
+
+
+# scope="function": the unit of work ends (commits) before the response is sent. FastAPI's
+# default for a dependency with yield ends it after the response, and a client could then use a
+# token or a row that is not committed yet.
+DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
+Settings = Annotated[AuthSettings, Depends(get_settings)]
+Sessions = Annotated[SessionService, Depends(get_sessions)]
+Passwords = Annotated[PasswordHasher, Depends(get_passwords)]
+Clients = Annotated[ClientAuthenticator, Depends(get_clients)]
+Throttle = Annotated[LoginThrottle, Depends(get_throttle)]
+Grants = Annotated[Mapping[str, Grant], Depends(get_grants)]
+Revocation = Annotated[TokenRevocation, Depends(get_revocation)]
+Introspection = Annotated[TokenIntrospection, Depends(get_introspection)]
+Metrics = Annotated[AuthMetrics, Depends(get_metrics)]
+
+
+async def get_client_address(request: Request, settings: Settings) -> str | None:
+    """The client's address: X-Forwarded-For is believed only from AUTH_TRUSTED_PROXIES."""
     peer = request.client.host if request.client else None
-    if not trusted or peer is None or peer not in trusted:
-        return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if hop in trusted:
-            continue
-        try:
-            return str(ipaddress.ip_address(hop))
-        except ValueError:
-            return peer  # a forged or garbled header: fall back to the proxy's address
-    return peer
-
-
-async def get_client_address(request: Request, ctx: ContextDep) -> str | None:
-    return client_address(request, ctx.settings.trusted_proxies)
+    return client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
 
 
 ClientAddress = Annotated[str | None, Depends(get_client_address)]
 
 
+async def get_user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
+UserAgent = Annotated[str | None, Depends(get_user_agent)]
+
+
 async def current_claims(
     request: Request,
     db: DbSession,
+    sessions: Sessions,
     claims: Annotated[AccessTokenClaims, Security(bearer)],
 ) -> AccessTokenClaims:
-    """A verified access token whose session is still live and which was not revoked."""
-    if await token_is_revoked(db, jti=claims.jti, sid=claims.sid, sub=claims.sub, iat=claims.iat):
-        raise BearerChallenge(
-            bearer.realm, error="invalid_token", description="the access token was revoked"
-        )
+    """A verified access token whose session is still live and which was not revoked (nor its
+    signing key retired in an emergency: this server may not have reloaded its keys yet)."""
+    _, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
+    if await sessions.token_is_revoked(
+        db,
+        jti=claims.jti,
+        sid=claims.sid,
+        sub=claims.sub,
+        iat=claims.iat,
+        kid=token_kid(token.strip()),
+    ):
+        raise bearer.challenge(error="invalid_token", description="the access token was revoked")
     return claims
 
 
@@ -78,9 +153,7 @@ CurrentClaims = Annotated[AccessTokenClaims, Depends(current_claims)]
 async def current_user(claims: CurrentClaims, db: DbSession) -> User:
     user = await db.get(User, claims.sub)
     if user is None:
-        raise BearerChallenge(
-            bearer.realm, error="invalid_token", description="the user no longer exists"
-        )
+        raise bearer.challenge(error="invalid_token", description="the user no longer exists")
     return user
 
 

@@ -6,32 +6,25 @@ is an RFC 6749 `invalid_request` and never FastAPI's 422.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from auth_server.oauth.errors import InvalidRequest
 
-MAX_BODY_BYTES = 64 * 1024
-
 
 async def read_oauth_form(request: Request, max_field_length: int) -> dict[str, str]:
+    """The form's parameters. The body's size was capped before this reads it
+    (AUTH_MAX_BODY_BYTES, shared.service.edge: 413)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequest("the request body must be application/x-www-form-urlencoded")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise InvalidRequest("the request body is too large")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidRequest("the request body is too large")
+    body = await request.body()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("the request body is not UTF-8") from None
-    from urllib.parse import parse_qsl
-
     try:
         pairs = parse_qsl(
             text, keep_blank_values=True, max_num_fields=50, encoding="utf-8", errors="strict"

@@ -1,16 +1,14 @@
-"""Liveness and readiness. /metrics is installed by shared.metrics."""
+"""Liveness and readiness. /metrics is installed by shared.service.metrics."""
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from auth_server.api.deps import ContextDep
+from auth_server.api.deps import auth_state
+from shared.service.health import database_answers, probe, readiness
+from shared.service.openapi import READINESS_RESPONSES
 
-log = logging.getLogger("auth_server.health")
 router = APIRouter(tags=["health"])
 
 
@@ -19,18 +17,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database reachable and a signing key active")
-async def readyz(ctx: ContextDep) -> JSONResponse:
-    checks = {"database": False, "signing_key": False}
-    try:
-        async with ctx.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        checks["database"] = True
-        checks["signing_key"] = await ctx.keys.has_active_key()
-    except Exception as exc:  # readiness reports failure, it never raises
-        log.warning("not ready: %s", exc)
-    ready = all(checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+@router.get(
+    "/readyz",
+    responses=READINESS_RESPONSES,
+    summary="Readiness: the database answers and a signing key is active",
+)
+async def readyz(request: Request) -> JSONResponse:
+    """503 while the database or the signing key is missing; 200 "degraded" while a configured
+    Redis is down (logins then count in the database, revocations travel by polling)."""
+    state = auth_state(request)
+    database = await probe("database", database_answers(state.engine))
+    signing_key = database and await probe("signing key", state.keys.has_active_key())
+    optional = {}
+    if state.redis is not None:
+        optional["redis"] = await probe("redis", state.redis.ping(), within=0.5)
+    return readiness({"database": database, "signing_key": signing_key}, optional)

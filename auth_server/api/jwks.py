@@ -5,6 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from auth_server.api.deps import auth_state
+from auth_server.api.openapi import JWKS_PARAMETERS, JWKS_RESPONSES, JsonWebKeySet
+
 router = APIRouter(tags=["discovery"])
 
 
@@ -16,11 +19,17 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return etag in candidates
 
 
-@router.get("/.well-known/jwks.json", summary="The public signing keys (JWKS)")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The public signing keys (JWKS)",
+    response_model=JsonWebKeySet,
+    responses=JWKS_RESPONSES,
+    openapi_extra=JWKS_PARAMETERS,
+)
 async def jwks(request: Request) -> Response:
-    ctx = request.app.state.ctx
-    document, etag = await ctx.keys.jwks()
-    headers = {"Cache-Control": f"public, max-age={ctx.settings.jwks_max_age}", "ETag": etag}
+    state = auth_state(request)
+    document, etag = await state.keys.jwks()
+    headers = {"Cache-Control": f"public, max-age={state.settings.jwks_max_age}", "ETag": etag}
     if _matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(document, headers=headers)

@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from auth_server.api.deps import ContextDep
-from auth_server.oauth.grants import GRANTS
+from auth_server.api.deps import Settings
+from auth_server.api.openapi import Metadata
+from auth_server.oauth.clients import GRANT_TYPES
 from auth_server.oauth.scopes import ALL_SCOPES
+from shared.service.openapi import header
 
 router = APIRouter(tags=["discovery"])
 
@@ -22,7 +24,7 @@ def authorization_server_metadata(issuer: str) -> dict[str, Any]:
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_feed_endpoint": f"{issuer}/revocations",
-        "grant_types_supported": sorted(GRANTS),
+        "grant_types_supported": sorted(GRANT_TYPES),
         "response_types_supported": [],  # no authorization endpoint
         "scopes_supported": sorted(ALL_SCOPES),
         "token_endpoint_auth_methods_supported": [
@@ -44,9 +46,14 @@ def authorization_server_metadata(issuer: str) -> dict[str, Any]:
     }
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata")
-async def metadata(ctx: ContextDep) -> JSONResponse:
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization server metadata",
+    response_model=Metadata,
+    responses={200: {"headers": {"Cache-Control": header("`public, max-age=3600`.")}}},
+)
+async def metadata(settings: Settings) -> JSONResponse:
     return JSONResponse(
-        authorization_server_metadata(ctx.settings.issuer_base),
+        authorization_server_metadata(settings.issuer_base),
         headers={"Cache-Control": "public, max-age=3600"},
     )

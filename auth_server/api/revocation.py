@@ -7,131 +7,99 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from auth_server.api.deps import ClientAddress, ContextDep, DbSession
+from auth_server import revocations
+from auth_server.api.deps import (
+    ClientAddress,
+    Clients,
+    DbSession,
+    Introspection,
+    Revocation,
+    Settings,
+    UserAgent,
+)
 from auth_server.api.forms import read_oauth_form
 from auth_server.api.oauth_errors import NO_STORE
-from auth_server.oauth.clients import authenticate_client
-from auth_server.oauth.errors import InvalidClient, InvalidRequest
-from auth_server.persistence.models import LoginSession, RefreshToken
-from auth_server.sessions import revocation
-from auth_server.sessions.service import (
-    MAX_REFRESH_TOKEN_LENGTH,
-    hash_refresh_token,
-    is_live,
-    revoke_access_token,
-    revoke_refresh_token,
-    token_is_revoked,
+from auth_server.api.openapi import (
+    FEED_RESPONSES,
+    INTROSPECT_FORM,
+    NO_STORE_HEADERS,
+    PAGE_COOKIE,
+    REVOKE_FORM,
+    IntrospectionResponse,
+    Revoked,
+    oauth_error_responses,
 )
-from shared.db import utcnow
-from shared.errors import TokenError
-from shared.problem import ProblemError
+from auth_server.api.page_cookie import check_origin, clear_refresh_cookie, read_refresh_cookie
+from auth_server.oauth.errors import InvalidClient, InvalidRequest
+from auth_server.oauth.scopes import FEED_SCOPE
+from shared.service.problem import ProblemError
 
 router = APIRouter(tags=["oauth"])
 
-FORM_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["token"],
-                    "properties": {
-                        "token": {"type": "string"},
-                        "token_type_hint": {
-                            "type": "string",
-                            "enum": ["access_token", "refresh_token"],
-                        },
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
-            }
-        },
-    }
-}
 
-
-@router.post("/revoke", summary="Revoke a token (RFC 7009)", openapi_extra=FORM_DOC)
+@router.post(
+    "/revoke",
+    summary="Revoke a token (RFC 7009)",
+    openapi_extra=REVOKE_FORM,
+    responses={
+        200: {"model": Revoked, "headers": {**NO_STORE_HEADERS, "Set-Cookie": PAGE_COOKIE}},
+        **oauth_error_responses(throttled=True),
+    },
+)
 async def revoke(
-    request: Request, ctx: ContextDep, db: DbSession, ip: ClientAddress
+    request: Request,
+    db: DbSession,
+    settings: Settings,
+    clients: Clients,
+    revocation: Revocation,
+    ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> JSONResponse:
-    params = await read_oauth_form(request, ctx.settings.max_form_field_length)
-    client = await authenticate_client(
-        db, ctx.passwords, authorization=request.headers.get("authorization"), params=params
+    params = await read_oauth_form(request, settings.max_form_field_length)
+    client = await clients.authenticate(
+        db, authorization=request.headers.get("authorization"), params=params
     )
     token = params.get("token")
+    if client.refresh_in_cookie:
+        # The web page logs out with its cookie: the refresh token it never sees.
+        check_origin(request, settings)
+        token = token or read_refresh_cookie(request)
     if not token:
         raise InvalidRequest("token is required")
-    user_agent = request.headers.get("user-agent")
-    # RFC 7009 §2.1: the hint is only a hint; both kinds are tried.
-    hint = params.get("token_type_hint")
-    kinds = (
-        ["access_token", "refresh_token"]
-        if hint == "access_token"
-        else ["refresh_token", "access_token"]
+    await revocation.revoke(
+        db,
+        client=client,
+        token=token,
+        hint=params.get("token_type_hint"),
+        ip=ip,
+        user_agent=user_agent,
     )
-    for kind in kinds:
-        if kind == "refresh_token":
-            if await revoke_refresh_token(ctx, db, token, client.id, ip=ip, user_agent=user_agent):
-                break
-        else:
-            try:
-                claims = await ctx.verifier.verify_expired_ok(token)
-            except TokenError:
-                continue
-            # RFC 7009 §2.1: only the client the token was issued to may revoke it; for anyone
-            # else the request is answered like an unknown token (200) and nothing changes.
-            if claims.client_id == client.id:
-                await revoke_access_token(
-                    ctx,
-                    db,
-                    jti=claims.jti,
-                    sub=claims.sub,
-                    sid=claims.sid,
-                    client_id=client.id,
-                    exp=claims.exp,
-                    ip=ip,
-                    user_agent=user_agent,
-                )
-            break
     # RFC 7009 §2.2: unknown or already invalid tokens are not an error.
-    return JSONResponse({}, headers=NO_STORE)
+    response = JSONResponse({}, headers=NO_STORE)
+    if client.refresh_in_cookie and "token" not in params:
+        clear_refresh_cookie(response, settings)
+    return response
 
 
-async def _introspect_refresh(db: DbSession, token: str, issuer: str) -> dict[str, Any] | None:
-    if len(token) > MAX_REFRESH_TOKEN_LENGTH:
-        return None
-    from sqlalchemy import select
-
-    row = await db.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
-    )
-    if row is None:
-        return None
-    session = await db.get(LoginSession, row.session_id)
-    if session is None or row.used_at is not None or not is_live(session, utcnow()):
-        return {"active": False}
-    return {
-        "active": True,
-        "token_type": "refresh_token",
-        "scope": row.scope,
-        "client_id": session.client_id,
-        "sub": session.user_id,
-        "sid": session.id,
-        "exp": int(session.expires_at.timestamp()),
-        "iat": int(row.created_at.timestamp()),
-        "iss": issuer,
-    }
-
-
-@router.post("/introspect", summary="Introspect a token (RFC 7662)", openapi_extra=FORM_DOC)
-async def introspect(request: Request, ctx: ContextDep, db: DbSession) -> JSONResponse:
-    params = await read_oauth_form(request, ctx.settings.max_form_field_length)
+@router.post(
+    "/introspect",
+    summary="Introspect a token (RFC 7662)",
+    openapi_extra=INTROSPECT_FORM,
+    responses={
+        200: {"model": IntrospectionResponse, "headers": NO_STORE_HEADERS},
+        **oauth_error_responses(),
+    },
+)
+async def introspect(
+    request: Request,
+    db: DbSession,
+    settings: Settings,
+    clients: Clients,
+    introspection: Introspection,
+) -> JSONResponse:
+    params = await read_oauth_form(request, settings.max_form_field_length)
     authorization = request.headers.get("authorization")
-    client = await authenticate_client(
-        db, ctx.passwords, authorization=authorization, params=params
-    )
+    client = await clients.authenticate(db, authorization=authorization, params=params)
     if not client.is_confidential:
         # RFC 7662 §2.1: the endpoint is for authorized (here: confidential) clients only.
         raise InvalidClient(
@@ -140,47 +108,42 @@ async def introspect(request: Request, ctx: ContextDep, db: DbSession) -> JSONRe
     token = params.get("token")
     if not token:
         raise InvalidRequest("token is required")
-    inactive = JSONResponse({"active": False}, headers=NO_STORE)
-    if params.get("token_type_hint") != "access_token":
-        refresh = await _introspect_refresh(db, token, ctx.settings.issuer_base)
-        if refresh is not None:
-            return JSONResponse(refresh, headers=NO_STORE)
-    try:
-        claims = await ctx.verifier.verify(token)
-    except TokenError:
-        if params.get("token_type_hint") == "access_token":
-            refresh = await _introspect_refresh(db, token, ctx.settings.issuer_base)
-            if refresh is not None:
-                return JSONResponse(refresh, headers=NO_STORE)
-        return inactive
-    if await token_is_revoked(db, jti=claims.jti, sid=claims.sid, sub=claims.sub, iat=claims.iat):
-        return inactive
-    body: dict[str, Any] = {
-        "active": True,
-        "token_type": "Bearer",
-        "scope": claims.scope,
-        "client_id": claims.client_id,
-        "sub": claims.sub,
-        "aud": claims.aud,
-        "iss": claims.iss,
-        "exp": claims.exp,
-        "iat": claims.iat,
-        "jti": claims.jti,
-    }
-    if claims.sid:
-        body["sid"] = claims.sid
+    body: dict[str, Any] = await introspection.introspect(db, token, params.get("token_type_hint"))
     return JSONResponse(body, headers=NO_STORE)
 
 
-@router.get("/revocations", summary="The revocation feed, read by resource servers")
-async def revocations(
-    ctx: ContextDep, db: DbSession, since: str | None = Query(None, max_length=32)
+@router.get(
+    "/revocations",
+    summary="The revocation feed, read by resource servers",
+    responses=FEED_RESPONSES,
+)
+async def revocation_feed(
+    request: Request,
+    db: DbSession,
+    settings: Settings,
+    clients: Clients,
+    since: str | None = Query(
+        None,
+        max_length=32,
+        description="The `cursor` of the previous page; absent or empty: from the start.",
+        json_schema_extra={"pattern": "^[0-9]{0,18}$", "maxLength": 18},
+    ),
 ) -> JSONResponse:
+    """Open in development; in production (AUTH_REVOCATION_FEED_AUTH=client) only for a
+    confidential client holding `revocations:read`, with HTTP Basic: the feed names sessions,
+    users and tokens (never a secret), which outsiders needn't learn."""
+    if settings.feed_requires_client:
+        authorization = request.headers.get("authorization")
+        if not authorization:
+            raise InvalidClient("the revocation feed needs client authentication", basic=True)
+        client = await clients.authenticate(db, authorization=authorization, params={})
+        if not client.is_confidential or FEED_SCOPE not in client.scopes.split():
+            raise InvalidClient("this client may not read the revocation feed", basic=True)
     try:
-        cursor = revocation.parse_cursor(since)
-    except revocation.BadCursor as exc:
+        cursor = revocations.parse_cursor(since)
+    except revocations.BadCursor as exc:
         raise ProblemError(str(exc), status=400) from None
-    page = await revocation.read_feed(
-        db, cursor, ctx.settings.revocation_feed_page_size, ctx.settings.revocation_feed_settle
+    page = await revocations.read_feed(
+        db, cursor, settings.revocation_feed_page_size, settings.revocation_feed_settle
     )
-    return JSONResponse(page, headers={"Cache-Control": "no-store"})
+    return JSONResponse(page.as_json(), headers={"Cache-Control": "no-store"})

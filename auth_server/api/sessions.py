@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from auth_server.api.deps import ClientAddress, ContextDep, CurrentClaims, DbSession
+from auth_server import audit
+from auth_server.api.deps import ClientAddress, CurrentClaims, DbSession, Sessions, UserAgent
 from auth_server.persistence.models import LoginSession
-from auth_server.sessions import audit
-from auth_server.sessions.service import end_sessions, is_live, live_sessions
-from shared.db import utcnow
-from shared.problem import NotFound
+from shared.service.openapi import problems
+from shared.service.problem import NotFound
 
 router = APIRouter(tags=["sessions"])
+
+SESSION_ID_MAX = 64
 
 
 class SessionOut(BaseModel):
@@ -36,47 +37,48 @@ def session_out(session: LoginSession, current_sid: str | None = None) -> Sessio
 
 
 @router.get("/sessions", response_model=list[SessionOut], summary="My active sessions")
-async def my_sessions(claims: CurrentClaims, db: DbSession) -> list[SessionOut]:
-    return [session_out(s, claims.sid) for s in await live_sessions(db, claims.sub)]
+async def my_sessions(claims: CurrentClaims, db: DbSession, sessions: Sessions) -> list[SessionOut]:
+    return [session_out(s, claims.sid) for s in await sessions.live(db, claims.sub)]
 
 
-@router.delete("/sessions/{session_id}", status_code=204, summary="End one of my sessions")
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    summary="End one of my sessions",
+    responses=problems({404: "No such session of mine (or it has ended)."}),
+)
 async def end_one(
     session_id: str,
     claims: CurrentClaims,
-    ctx: ContextDep,
     db: DbSession,
-    request: Request,
+    sessions: Sessions,
     ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> Response:
-    session = await db.get(LoginSession, session_id) if len(session_id) <= 64 else None
-    if session is None or session.user_id != claims.sub or not is_live(session, utcnow()):
+    mine = {s.id for s in await sessions.live(db, claims.sub)}
+    if len(session_id) > SESSION_ID_MAX or session_id not in mine:
         raise NotFound("no such session")
-    await end_sessions(
-        ctx,
-        db,
-        [session],
-        reason="logout",
-        audit_type=audit.LOGOUT,
-        ip=ip,
-        user_agent=request.headers.get("user-agent"),
+    await sessions.end_session(
+        db, session_id, reason="logout", audit_type=audit.LOGOUT, ip=ip, user_agent=user_agent
     )
     return Response(status_code=204)
 
 
 @router.delete("/sessions", status_code=204, summary="Log out everywhere")
 async def end_all(
-    claims: CurrentClaims, ctx: ContextDep, db: DbSession, request: Request, ip: ClientAddress
+    claims: CurrentClaims,
+    db: DbSession,
+    sessions: Sessions,
+    ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> Response:
-    sessions = await live_sessions(db, claims.sub)
-    await end_sessions(
-        ctx,
+    await sessions.end_user_sessions(
         db,
-        sessions,
+        claims.sub,
         reason="logout_all",
         audit_type=audit.LOGOUT_ALL,
         ip=ip,
-        user_agent=request.headers.get("user-agent"),
-        user_not_before=claims.sub,
+        user_agent=user_agent,
+        not_before=True,
     )
     return Response(status_code=204)

@@ -5,72 +5,123 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from auth_server.api.deps import ClientAddress, ContextDep, DbSession
+from auth_server.api.deps import (
+    ClientAddress,
+    Clients,
+    DbSession,
+    Grants,
+    Metrics,
+    Settings,
+    UserAgent,
+    auth_state,
+)
 from auth_server.api.forms import read_oauth_form
-from auth_server.api.oauth_errors import NO_STORE
-from auth_server.oauth.clients import authenticate_client
+from auth_server.api.oauth_errors import NO_STORE, oauth_error_response
+from auth_server.api.openapi import (
+    NO_STORE_HEADERS,
+    PAGE_COOKIE,
+    TOKEN_FORM,
+    TokenResponse,
+    oauth_error_responses,
+)
+from auth_server.api.page_cookie import (
+    check_origin,
+    clear_refresh_cookie,
+    read_refresh_cookie,
+    set_refresh_cookie,
+)
+from auth_server.oauth.clients import ClientRecord
 from auth_server.oauth.errors import (
+    InvalidGrant,
     InvalidRequest,
     TemporarilyUnavailable,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from auth_server.oauth.grants import GRANTS, TokenRequest
+from auth_server.oauth.grants import TokenRequest
+from auth_server.settings import AuthSettings
 from auth_server.users.throttle import ThrottleUnavailable
-from shared.metrics import counter
 
 router = APIRouter(tags=["oauth"])
 
-TOKEN_FORM_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["grant_type"],
-                    "properties": {
-                        "grant_type": {"type": "string", "enum": sorted(GRANTS)},
-                        "username": {"type": "string"},
-                        "password": {"type": "string", "format": "password"},
-                        "refresh_token": {"type": "string"},
-                        "scope": {"type": "string"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string", "format": "password"},
-                    },
-                }
-            }
-        },
-    }
-}
-
 
 @router.post(
-    "/token", summary="Issue tokens (OAuth 2.0 token endpoint)", openapi_extra=TOKEN_FORM_DOC
+    "/token",
+    summary="Issue tokens (OAuth 2.0 token endpoint)",
+    openapi_extra=TOKEN_FORM,
+    responses={
+        200: {"model": TokenResponse, "headers": {**NO_STORE_HEADERS, "Set-Cookie": PAGE_COOKIE}},
+        **oauth_error_responses(throttled=True, page_cookie=True),
+    },
 )
 async def token(
-    request: Request, ctx: ContextDep, db: DbSession, ip: ClientAddress
+    request: Request,
+    db: DbSession,
+    settings: Settings,
+    grants: Grants,
+    clients: Clients,
+    metrics: Metrics,
+    ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> JSONResponse:
-    params = await read_oauth_form(request, ctx.settings.max_form_field_length)
+    params = await read_oauth_form(request, settings.max_form_field_length)
     grant_type = params.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
-    handler = GRANTS.get(grant_type)
-    if handler is None:
+    grant = grants.get(grant_type)
+    if grant is None:
         raise UnsupportedGrantType("the grant type is not supported")
-    client = await authenticate_client(
-        db, ctx.passwords, authorization=request.headers.get("authorization"), params=params
+    client = await clients.authenticate(
+        db, authorization=request.headers.get("authorization"), params=params
     )
     if grant_type not in client.grant_types.split():
         raise UnauthorizedClient("the client may not use this grant type")
+    if client.refresh_in_cookie:
+        return await _cookie_client_token(request, db, settings, grant_type, params, client, ip)
+    token_request = TokenRequest(params=params, client=client, ip=ip, user_agent=user_agent)
+    try:
+        body = await grant(db, token_request)
+    except ThrottleUnavailable:
+        raise TemporarilyUnavailable(settings.retry_after) from None
+    metrics.tokens_issued.labels(grant=grant_type).inc()
+    return JSONResponse(body, headers=NO_STORE)
+
+
+async def _cookie_client_token(
+    request: Request,
+    db: DbSession,
+    settings: AuthSettings,
+    grant_type: str,
+    params: dict[str, str],
+    client: ClientRecord,
+    ip: str | None,
+) -> JSONResponse:
+    """The web page's client: the refresh token travels only in its HttpOnly cookie."""
+    check_origin(request, settings)
+    if grant_type == "refresh_token":
+        if "refresh_token" in params:
+            raise InvalidRequest("this client's refresh token travels only in its cookie")
+        cookie = read_refresh_cookie(request)
+        if cookie is None:
+            raise InvalidGrant("there is no session to refresh")
+        params = params | {"refresh_token": cookie}
+    grant = auth_state(request).grants[grant_type]
     token_request = TokenRequest(
         params=params, client=client, ip=ip, user_agent=request.headers.get("user-agent")
     )
     try:
-        body = await handler(ctx, db, token_request)
+        body = dict(await grant(db, token_request))
     except ThrottleUnavailable:
-        raise TemporarilyUnavailable() from None
-    counter("tokens_issued", "Access tokens issued, by grant", ("grant",)).labels(
-        grant=grant_type
-    ).inc()
-    return JSONResponse(body, headers=NO_STORE)
+        raise TemporarilyUnavailable(settings.retry_after) from None
+    except InvalidGrant as exc:
+        if grant_type != "refresh_token":
+            raise
+        refused = oauth_error_response(exc)
+        clear_refresh_cookie(refused, settings)  # the session is over: forget its cookie
+        return refused
+    auth_state(request).metrics.tokens_issued.labels(grant=grant_type).inc()
+    refresh_token = body.pop("refresh_token", None)
+    response = JSONResponse(body, headers=NO_STORE)
+    if refresh_token is not None:
+        set_refresh_cookie(response, settings, refresh_token)
+    return response

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from auth_server.api.deps import ClientAddress, ContextDep, CurrentUser, DbSession
-from auth_server.sessions import audit
+from auth_server import audit
+from auth_server.api.deps import (
+    ClientAddress,
+    CurrentUser,
+    DbSession,
+    Passwords,
+    Settings,
+    Throttle,
+    UserAgent,
+)
+from auth_server.api.openapi import EMAIL_SCHEMA, PASSWORD_SCHEMA, USERNAME_SCHEMA
+from auth_server.users.passwords import HashingBusy
 from auth_server.users.service import InvalidIdentifier, UserExists, WeakPassword, register
-from auth_server.users.throttle import ThrottleUnavailable
-from shared.problem import Conflict, Forbidden, ServiceUnavailable, TooManyRequests, Unprocessable
+from auth_server.users.throttle import Throttled, ThrottleUnavailable
+from shared.service.openapi import header, problems, too_many_requests
+from shared.service.problem import (
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unprocessable,
+)
 
 router = APIRouter(tags=["users"])
 
@@ -19,9 +36,9 @@ router = APIRouter(tags=["users"])
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an `is_admin` is refused, never applied
 
-    username: str = Field(min_length=1, max_length=256)
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=4096)
+    username: str = Field(min_length=1, max_length=256, json_schema_extra=USERNAME_SCHEMA)
+    email: str = Field(min_length=3, max_length=320, json_schema_extra=EMAIL_SCHEMA)
+    password: str = Field(min_length=1, max_length=4096, json_schema_extra=PASSWORD_SCHEMA)
 
 
 class UserOut(BaseModel):
@@ -32,43 +49,60 @@ class UserOut(BaseModel):
     created_at: dt.datetime
 
 
-@router.post("/users", status_code=201, response_model=UserOut, summary="Sign up")
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=UserOut,
+    summary="Sign up",
+    responses={
+        201: {"headers": {"Location": header("`/users/me`.", required=True)}},
+        **problems(
+            {
+                403: "Registration is closed (AUTH_REGISTRATION_OPEN=false).",
+                409: "The username or the email address is already registered.",
+                422: "A weak password, or an invalid username or email address.",
+            }
+        ),
+        **too_many_requests("Too many sign-ups from this address (AUTH_REGISTRATION_IP_LIMIT)."),
+    },
+)
 async def sign_up(
     new: NewUser,
-    request: Request,
     response: Response,
-    ctx: ContextDep,
     db: DbSession,
+    settings: Settings,
+    passwords: Passwords,
+    throttle: Throttle,
     ip: ClientAddress,
+    user_agent: UserAgent,
 ) -> UserOut:
-    if not ctx.settings.registration_open:
+    if not settings.registration_open:
         raise Forbidden("registration is closed")
     try:
-        wait = await ctx.throttle.registration_allowed(ip or "unknown")
+        await throttle.registration(ip, db=db)
     except ThrottleUnavailable:
         raise ServiceUnavailable(
-            "sign-up is unavailable; try again shortly", headers={"Retry-After": "5"}
+            "sign-up is unavailable; try again shortly",
+            headers={"Retry-After": str(settings.retry_after)},
         ) from None
-    if wait is not None:
+    except Throttled as throttled:
         raise TooManyRequests(
-            "too many sign-ups from this address", headers={"Retry-After": str(wait)}
-        )
+            "too many sign-ups from this address",
+            headers={"Retry-After": str(throttled.retry_after)},
+        ) from None
     try:
         user = await register(
-            db, ctx.passwords, username=new.username, email=new.email, password=new.password
+            db, passwords, username=new.username, email=new.email, password=new.password
         )
     except (InvalidIdentifier, WeakPassword) as exc:
         raise Unprocessable(str(exc)) from None
+    except HashingBusy as busy:
+        raise ServiceUnavailable(
+            "sign-up is busy; try again shortly", headers={"Retry-After": str(busy.retry_after)}
+        ) from None
     except UserExists:
         raise Conflict("the username or email is already registered") from None
-    audit.record(
-        db,
-        audit.USER_REGISTERED,
-        user_id=user.id,
-        ip=ip,
-        user_agent=request.headers.get("user-agent"),
-    )
-    await db.commit()
+    audit.record(db, audit.USER_REGISTERED, user_id=user.id, ip=ip, user_agent=user_agent)
     response.headers["Location"] = "/users/me"
     return UserOut.model_validate(user, from_attributes=True)
 

@@ -24,19 +24,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_server.keys import crypto
+from auth_server.keys.notifications import KeyChangeChannel
+from auth_server.keys.states import PUBLISHED, KeyState, check_transition
 from auth_server.persistence.models import SigningKey
-from auth_server.settings import AuthSettings
-from shared.db import utcnow
+from auth_server.settings import AuthSettings, token_horizon
 from shared.keys import VerificationKey, key_from_jwk
+from shared.service.db import utcnow
 
 log = logging.getLogger("auth_server.keys")
 
-NEXT, ACTIVE, RETIRING, RETIRED = "next", "active", "retiring", "retired"
-PUBLISHED = (NEXT, ACTIVE, RETIRING)
-# A retiring key stays published this long past the last token it can have signed.
-PUBLISH_MARGIN = dt.timedelta(seconds=60)
+NEXT, ACTIVE, RETIRING, RETIRED = (
+    KeyState.NEXT,
+    KeyState.ACTIVE,
+    KeyState.RETIRING,
+    KeyState.RETIRED,
+)
 
 KeyRetiredHook = Callable[[str, dt.datetime], Awaitable[None]]
+KeysChangedHook = Callable[[], Awaitable[None]]
 
 
 class KeyStoreError(Exception):
@@ -61,7 +66,7 @@ class SigningKeyHandle:
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     kid: str
-    state: str
+    state: KeyState
     created_at: dt.datetime
     activated_at: dt.datetime | None
     retiring_at: dt.datetime | None
@@ -74,7 +79,7 @@ class RotationResult:
     active_kid: str
     next_kid: str
     previous_kid: str | None
-    previous_state: str | None
+    previous_state: KeyState | None
 
 
 class KeyStore:
@@ -89,6 +94,9 @@ class KeyStore:
         self._settings = settings
         self._kek = settings.key_encryption_secret()
         self.on_key_retired = on_key_retired
+        # Called after every change this store commits (rotation, retirement): with Redis it
+        # tells every replica at once (keys/notifications.py).
+        self.on_keys_changed: KeysChangedHook | None = None
         self._recheck = settings.key_cache_refresh_interval
         self._lock = asyncio.Lock()
         self._signing: SigningKeyHandle | None = None
@@ -96,6 +104,9 @@ class KeyStore:
         self._jwks: tuple[dict[str, Any], str] | None = None
         self._loaded_at = float("-inf")
         self._refresher: asyncio.Task[None] | None = None
+        self._push: asyncio.Task[None] | None = None
+        self._push_live = False  # subscribed, and the cache reloaded since the last change
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Keep the cached keys fresh in the background. Once started, the request path never
@@ -106,11 +117,43 @@ class KeyStore:
             self._refresher = asyncio.create_task(self._refresh_loop(), name="key-store-refresh")
 
     async def aclose(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        for task in (self._refresher, self._push, *self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._refresher = self._push = None
+        self._background.clear()
+
+    def attach_push(self, channel: KeyChangeChannel) -> None:
+        """Hear of key changes from other processes at once, and tell them of ours."""
+        self.on_keys_changed = channel.publish
+        self._push = asyncio.create_task(
+            channel.listen(self._on_push, self._on_push_status), name="key-change-listener"
+        )
+
+    @property
+    def push_connected(self) -> bool:
+        """Changes reach this store by push: the signing path may trust its cached key."""
+        return self._push_live
+
+    async def _on_push(self) -> None:
+        self._push_live = False  # until the reload below is done, check on the signing path
+        await self._reload_if_stale(force=True)
+        self._push_live = self._push is not None
+
+    def _on_push_status(self, connected: bool) -> None:
+        if not connected:
+            self._push_live = False
+
+    async def _changed(self) -> None:
+        if self.on_keys_changed is not None:
+            await self.on_keys_changed()
+
+    def _reload_soon(self) -> None:
+        task = asyncio.create_task(self._reload_if_stale(force=True), name="key-store-reload")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -143,26 +186,43 @@ class KeyStore:
             if active is None:
                 self._signing = None
             elif self._signing is None or self._signing.kid != active.kid:
-                private = crypto.decrypt_private_key(
-                    active.private_key_encrypted, self._kek, active.kid
-                )
-                self._signing = SigningKeyHandle(
-                    kid=active.kid, alg=active.alg, private_key=private
-                )
+                self._signing = self._handle(active)
             order = {NEXT: 2, ACTIVE: 0, RETIRING: 1}
-            keys = [r.public_jwk for r in sorted(published, key=lambda r: (order[r.state], r.kid))]
+            keys = [
+                r.public_jwk
+                for r in sorted(published, key=lambda r: (order[KeyState(r.state)], r.kid))
+            ]
             document = {"keys": keys}
             canonical = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
             self._jwks = (document, '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"')
             self._loaded_at = time.monotonic()
 
-    async def signing_key(self) -> SigningKeyHandle:
+    def _handle(self, row: SigningKey) -> SigningKeyHandle:
+        private = crypto.decrypt_private_key(row.private_key_encrypted, self._kek, row.kid)
+        return SigningKeyHandle(kid=row.kid, alg=row.alg, private_key=private)
+
+    async def signing_key(self, db: AsyncSession | None = None) -> SigningKeyHandle:
+        """The key to sign with. With `db` (the request's own transaction), unless changes
+        reach this store by push, the cached key's state is checked first: one indexed read,
+        so that a key rotated away by another process (`keys rotate --emergency`) never signs
+        again, not even once."""
         await self._reload_if_stale()
         if self._signing is None:
             await self._reload_if_stale(force=True)
-        if self._signing is None:
+        handle = self._signing
+        if handle is None:
             raise KeyNotFound("there is no active signing key")
-        return self._signing
+        if db is None or self.push_connected:
+            return handle
+        state = await db.scalar(select(SigningKey.state).where(SigningKey.kid == handle.kid))
+        if state == ACTIVE:
+            return handle
+        active = await db.scalar(select(SigningKey).where(SigningKey.state == ACTIVE))
+        if active is None:
+            raise KeyNotFound("there is no active signing key")
+        handle = self._signing = self._handle(active)
+        self._reload_soon()  # the published set changed too
+        return handle
 
     async def get_key(self, kid: str) -> VerificationKey | None:
         """shared.keys.KeySource for the auth server's own verifier: published keys only."""
@@ -186,7 +246,7 @@ class KeyStore:
         return [
             KeyInfo(
                 r.kid,
-                r.state,
+                KeyState(r.state),
                 r.created_at,
                 r.activated_at,
                 r.retiring_at,
@@ -198,7 +258,7 @@ class KeyStore:
 
     # -- changing ------------------------------------------------------------------------
 
-    def _new_key(self, state: str, now: dt.datetime) -> SigningKey:
+    def _new_key(self, state: KeyState, now: dt.datetime) -> SigningKey:
         private = crypto.generate_rsa_key()
         kid = crypto.thumbprint_kid(private.public_key())
         return SigningKey(
@@ -254,7 +314,7 @@ class KeyStore:
             min_age = dt.timedelta(seconds=self._settings.jwks_max_age)
             # The next key made with the very first active key (no rotation yet: two keys exist)
             # is in every JWKS ever served, so no verifier can hold a copy without it; any later
-            # next key must first be published for one JWKS cache lifetime (CONTRACT §2).
+            # next key must first be published for one JWKS cache lifetime (README, "Keys").
             initial = await db.scalar(select(func.count()).select_from(SigningKey)) == 2
             if not emergency and not initial and now - nxt.created_at < min_age:
                 wait = int((nxt.created_at + min_age - now).total_seconds()) + 1
@@ -262,15 +322,16 @@ class KeyStore:
                     f"the next key has been published for less than one JWKS cache lifetime; "
                     f"retry in {wait}s (or use --emergency)"
                 )
-            previous_state = None
+            previous_state: KeyState | None = None
             if active is not None:
                 previous_state = RETIRED if emergency else RETIRING
+                check_transition(ACTIVE, previous_state)
                 values: dict[str, Any] = {"state": previous_state}
                 if emergency:
                     values |= {"retired_at": now, "publish_until": now}
                 else:
-                    ttl = dt.timedelta(seconds=self._settings.access_token_ttl)
-                    values |= {"retiring_at": now, "publish_until": now + ttl + PUBLISH_MARGIN}
+                    horizon = token_horizon(self._settings, now)
+                    values |= {"retiring_at": now, "publish_until": horizon}
                 # Conditional: if another replica rotated meanwhile, nothing matches and we stop.
                 result = await db.execute(
                     update(SigningKey)
@@ -279,6 +340,7 @@ class KeyStore:
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
                     raise RotationRefused("another rotation is in progress")
+            check_transition(NEXT, ACTIVE)
             promoted = await db.execute(
                 update(SigningKey)
                 .where(SigningKey.kid == nxt.kid, SigningKey.state == NEXT)
@@ -291,8 +353,8 @@ class KeyStore:
             db.add(new_next)
         await self._reload_if_stale(force=True)
         if emergency and active is not None and self.on_key_retired is not None:
-            until = now + dt.timedelta(seconds=self._settings.access_token_ttl) + PUBLISH_MARGIN
-            await self.on_key_retired(active.kid, until)
+            await self.on_key_retired(active.kid, token_horizon(self._settings, now))
+        await self._changed()
         log.info(
             "rotated signing keys: %s is active%s", nxt.kid, " (emergency)" if emergency else ""
         )
@@ -318,11 +380,12 @@ class KeyStore:
                 raise RotationRefused("the next key can't be retired; rotate first")
             if row.state == RETIRED:
                 return
+            check_transition(KeyState(row.state), RETIRED)
             row.state, row.retired_at, row.publish_until = RETIRED, now, now
         await self._reload_if_stale(force=True)
         if self.on_key_retired is not None:
-            until = now + dt.timedelta(seconds=self._settings.access_token_ttl) + PUBLISH_MARGIN
-            await self.on_key_retired(kid, until)
+            await self.on_key_retired(kid, token_horizon(self._settings, now))
+        await self._changed()
 
     async def retire_expired(self) -> int:
         """Retiring keys whose last token has expired are retired (the schedule calls this)."""
@@ -336,6 +399,7 @@ class KeyStore:
         count = int(result.rowcount or 0)  # type: ignore[attr-defined]
         if count:
             await self._reload_if_stale(force=True)
+            await self._changed()
         return count
 
     async def active_key_age(self) -> dt.timedelta | None:

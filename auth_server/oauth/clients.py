@@ -5,20 +5,54 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.oauth.errors import InvalidClient, InvalidRequest
-from auth_server.oauth.scopes import ALL_SCOPES
+from auth_server.oauth.errors import InvalidClient, InvalidRequest, TemporarilyUnavailable
+from auth_server.oauth.scopes import ALL_SCOPES, USER_SCOPES
 from auth_server.persistence.models import Client
-from auth_server.users.passwords import PasswordHasher
-from shared.db import utcnow
+from auth_server.users.passwords import HashingBusy, PasswordHasher
+from shared.service.db import utcnow
 
 GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
+
+
+@dataclass(frozen=True, slots=True)
+class SeededClient:
+    """A public client that migrating creates when it is absent."""
+
+    id: str
+    grant_types: str
+    scopes: str
+    refresh_in_cookie: bool = False
+
+
+PAGE_CLIENT_ID = "web-page"
+
+# Migrating creates these public clients when they are absent (README, "Command line"):
+# - `web`, for curl, API clients and Swagger UI: the plain JSON refresh token; it may ask for
+#   `admin` (granted only to admins who ask for it by name);
+# - `web-page`, the web page's own: its refresh token lives only in an HttpOnly cookie.
+SEEDED_CLIENTS = (
+    SeededClient(
+        id="web", grant_types="password refresh_token", scopes="notes:read notes:write admin"
+    ),
+    SeededClient(
+        id=PAGE_CLIENT_ID,
+        grant_types="password refresh_token",
+        scopes="notes:read notes:write",
+        refresh_in_cookie=True,
+    ),
+)
 
 
 class ClientExists(Exception):
@@ -46,13 +80,104 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+SECRET_SCHEME = "sha256$"
+
+
+def hash_client_secret(secret: str) -> str:
+    """Client secrets are 256 random bits: a plain SHA-256 is enough (no guessing to slow down),
+    and checking one costs microseconds instead of an Argon2 run."""
+    return SECRET_SCHEME + hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def secret_matches(hasher: PasswordHasher, secret: str, stored: str | None) -> bool:
+    if stored is None:
+        return False
+    if stored.startswith(SECRET_SCHEME):
+        return hmac.compare_digest(hash_client_secret(secret), stored)
+    try:
+        ok, _ = await hasher.verify(secret, stored)  # secrets stored by earlier releases (Argon2)
+    except HashingBusy as busy:
+        raise TemporarilyUnavailable(busy.retry_after) from None
+    return ok
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A client as the token, revoke and introspect endpoints see it (no ORM object)."""
+
+    id: str
+    secret_hash: str | None
+    is_confidential: bool
+    grant_types: str
+    scopes: str
+    refresh_in_cookie: bool
+
+
+class ClientDirectory:
+    """Clients by id, each kept `ttl` seconds in memory: every token request needs its client,
+    and clients change rarely (`auth-server clients create`); a new client is read at once."""
+
+    def __init__(self, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ClientRecord]] = {}
+
+    async def get(self, db: AsyncSession, client_id: str) -> ClientRecord | None:
+        now = self._clock()
+        hit = self._cache.get(client_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = (
+            await db.execute(
+                select(
+                    Client.id,
+                    Client.secret_hash,
+                    Client.is_confidential,
+                    Client.grant_types,
+                    Client.scopes,
+                    Client.refresh_in_cookie,
+                ).where(Client.id == client_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        record = ClientRecord(*row)
+        if len(self._cache) > MAX_CACHED_CLIENTS:
+            self._cache.clear()
+        self._cache[client_id] = (now + self._ttl, record)
+        return record
+
+
+MAX_CACHED_CLIENTS = 10_000
+
+
+class ClientAuthenticator:
+    """Client authentication for the token, revoke, introspect and feed endpoints."""
+
+    def __init__(self, hasher: PasswordHasher, directory: ClientDirectory) -> None:
+        self._hasher = hasher
+        self._directory = directory
+
+    async def authenticate(
+        self, db: AsyncSession, *, authorization: str | None, params: Mapping[str, str]
+    ) -> ClientRecord:
+        return await authenticate_client(
+            db,
+            self._hasher,
+            authorization=authorization,
+            params=params,
+            directory=self._directory,
+        )
+
+
 async def authenticate_client(
     db: AsyncSession,
     hasher: PasswordHasher,
     *,
     authorization: str | None,
     params: Mapping[str, str],
-) -> Client:
+    directory: ClientDirectory | None = None,
+) -> ClientRecord:
     """The authenticated client, or InvalidClient (401 + WWW-Authenticate when Basic was used)."""
     basic = _basic_credentials(authorization)
     client_id: str
@@ -70,15 +195,16 @@ async def authenticate_client(
             raise InvalidClient("client authentication is required")
         client_id, secret = form_id, form_secret
     used_basic = basic is not None
-    client = await db.get(Client, client_id) if len(client_id) <= 128 else None
+    directory = directory or ClientDirectory(ttl=0)
+    client = await directory.get(db, client_id) if len(client_id) <= 128 else None
     if client is None:
-        await hasher.verify(secret or "", None)  # same time as a wrong secret
+        # Client ids are not secrets: an unknown one is answered at once, with no hashing work
+        # that a flood of made-up ids could turn against us.
         raise InvalidClient("unknown client or bad credentials", basic=used_basic)
     if client.is_confidential:
         if secret is None:
             raise InvalidClient("this client must authenticate", basic=used_basic)
-        ok, _ = await hasher.verify(secret, client.secret_hash)
-        if not ok:
+        if not await secret_matches(hasher, secret, client.secret_hash):
             raise InvalidClient("unknown client or bad credentials", basic=used_basic)
     elif secret is not None:
         raise InvalidClient("a public client has no secret", basic=used_basic)
@@ -87,7 +213,6 @@ async def authenticate_client(
 
 async def create_client(
     db: AsyncSession,
-    hasher: PasswordHasher,
     *,
     client_id: str,
     confidential: bool,
@@ -105,41 +230,43 @@ async def create_client(
         raise InvalidClientSpec(f"unknown grant types: {', '.join(sorted(unknown))}")
     if "client_credentials" in grants and not confidential:
         raise InvalidClientSpec("client_credentials needs a confidential client")
-    wanted = scopes or sorted(ALL_SCOPES - {"admin"})
+    wanted = scopes or sorted(USER_SCOPES)
     if set(wanted) - ALL_SCOPES:
         raise InvalidClientSpec(f"unknown scopes: {', '.join(sorted(set(wanted) - ALL_SCOPES))}")
     secret = secrets.token_urlsafe(32) if confidential else None
     client = Client(
         id=client_id,
-        secret_hash=await hasher.hash(secret) if secret else None,
+        secret_hash=hash_client_secret(secret) if secret else None,
         is_confidential=confidential,
         grant_types=" ".join(dict.fromkeys(grants)),
         scopes=" ".join(dict.fromkeys(wanted)),
         created_at=utcnow(),
     )
-    db.add(client)
     try:
-        await db.commit()
+        async with db.begin_nested():
+            db.add(client)
     except IntegrityError:
-        await db.rollback()
         raise ClientExists(f"client {client_id!r} already exists") from None
     return client, secret
 
 
-async def ensure_web_client(db: AsyncSession) -> None:
-    """CONTRACT §2: migrating creates the public client `web` if it is absent."""
-    if await db.get(Client, "web") is None:
-        db.add(
-            Client(
-                id="web",
-                secret_hash=None,
-                is_confidential=False,
-                grant_types="password refresh_token",
-                scopes="notes:read notes:write",
-                created_at=utcnow(),
-            )
-        )
+async def ensure_seeded_clients(db: AsyncSession) -> None:
+    """Create each of SEEDED_CLIENTS that is absent (a second migrator racing us is fine)."""
+    for seed in SEEDED_CLIENTS:
+        if await db.get(Client, seed.id) is not None:
+            continue
         try:
-            await db.commit()
+            async with db.begin_nested():
+                db.add(
+                    Client(
+                        id=seed.id,
+                        secret_hash=None,
+                        is_confidential=False,
+                        grant_types=seed.grant_types,
+                        scopes=seed.scopes,
+                        refresh_in_cookie=seed.refresh_in_cookie,
+                        created_at=utcnow(),
+                    )
+                )
         except IntegrityError:
-            await db.rollback()
+            pass  # created meanwhile by another replica's migration

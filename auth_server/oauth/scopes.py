@@ -8,7 +8,10 @@ from auth_server.oauth.errors import InvalidScope
 
 USER_SCOPES = frozenset({"notes:read", "notes:write"})
 ADMIN_SCOPE = "admin"
-ALL_SCOPES = USER_SCOPES | {ADMIN_SCOPE}
+# Held by resource servers' confidential clients, to read the revocation feed where it is not
+# open (AUTH_REVOCATION_FEED_AUTH=client, the production default).
+FEED_SCOPE = "revocations:read"
+ALL_SCOPES = USER_SCOPES | {ADMIN_SCOPE, FEED_SCOPE}
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -24,9 +27,10 @@ def parse_scope(raw: str | None) -> frozenset[str] | None:
 
 
 def grant_scope(requested: frozenset[str] | None, allowed: frozenset[str]) -> str:
-    """Default: everything allowed. A narrower request is honoured; anything else is refused."""
+    """Default: everything allowed but `admin`, which is granted only when asked for by name
+    (contract §7). A narrower request is honoured; anything else is refused."""
     if requested is None:
-        granted = allowed
+        granted = allowed - {ADMIN_SCOPE}
     else:
         extra = requested - allowed
         if extra:

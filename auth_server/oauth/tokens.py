@@ -4,41 +4,56 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.keys.store import KeyStore
-from auth_server.settings import AuthSettings
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedAccessToken:
     token: str
     jti: str
+    kid: str
     expires_in: int
     expires_at: int
     scope: str
 
 
 class TokenIssuer:
-    def __init__(self, settings: AuthSettings, keys: KeyStore) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl
+        self._clock = clock
 
     async def issue_access_token(
-        self, *, sub: str, client_id: str, scope: str, sid: str | None
+        self, db: AsyncSession | None, *, sub: str, client_id: str, scope: str, sid: str | None
     ) -> IssuedAccessToken:
-        key = await self._keys.signing_key()
-        now = int(time.time())
-        ttl = self._settings.access_token_ttl
+        """Sign with the active key, checked in `db` (the request's transaction) unless it is
+        None (the caller's statement checks that the key is still active)."""
+        key = await self._keys.signing_key(db)
+        now = int(self._clock())
         jti = secrets.token_urlsafe(16)
+        # RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; `scope` and our `sid`.
         claims: dict[str, Any] = {
-            "iss": self._settings.issuer_base,
+            "iss": self._issuer,
             "sub": sub,
-            "aud": self._settings.audience,
-            "exp": now + ttl,
+            "aud": self._audience,
+            "exp": now + self._ttl,
             "iat": now,
             "nbf": now,
             "jti": jti,
@@ -51,7 +66,12 @@ class TokenIssuer:
             claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"}
         )
         return IssuedAccessToken(
-            token=token, jti=jti, expires_in=ttl, expires_at=now + ttl, scope=scope
+            token=token,
+            jti=jti,
+            kid=key.kid,
+            expires_in=self._ttl,
+            expires_at=now + self._ttl,
+            scope=scope,
         )
 
 

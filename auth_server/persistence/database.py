@@ -1,14 +1,14 @@
-"""The auth database: engine construction and migrations."""
+"""The auth database's schema: Alembic migrations (seeding happens in auth_server.provision)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from shared.db import alembic_upgrade
+from shared.service.db import alembic_upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def migrate(database_url: str) -> None:
-    """`alembic upgrade head` for the auth database (blocking). Seeds the public `web` client."""
+def migrate_schema(database_url: str) -> None:
+    """`alembic upgrade head` for the auth database (blocking)."""
     alembic_upgrade(MIGRATIONS, database_url)

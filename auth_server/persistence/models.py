@@ -9,17 +9,19 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, make_metadata, utcnow
+from shared.service.db import UTCDateTime, make_metadata, utcnow
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -55,6 +57,8 @@ class Client(Base):
     grant_types: Mapped[str] = mapped_column(Text)  # space-separated
     scopes: Mapped[str] = mapped_column(Text)  # space-separated
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The refresh token travels only in an HttpOnly cookie (the web page's own client).
+    refresh_in_cookie: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SigningKey(Base):
@@ -158,3 +162,14 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class RateLimitCounter(Base):
+    """Attempt counters shared by replicas that have no Redis (auth_server/ratelimit.py). The
+    key is a hash: no username or address is stored in clear."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_end: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds

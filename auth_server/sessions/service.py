@@ -1,47 +1,50 @@
 """Login sessions and their refresh tokens (RFC 6749 §6, RFC 9700 §4.14).
 
-A refresh token is 256 random bits; only its SHA-256 is stored. Every use rotates it in one
-conditional UPDATE (`... WHERE used_at IS NULL`), so of two racing requests exactly one rotates.
-The token that was just rotated may be presented again within the grace window and gets the
-same answer; any other reuse is theft and ends the whole session.
+A refresh token is 256 random bits; only its SHA-256 is stored. Every use rotates it through one
+conditional UPDATE, so of two racing requests exactly one rotates. The token that was just
+rotated may be presented again within the grace window and gets the same answer; any other reuse
+is theft and ends the whole session.
+
+This module returns domain results (`Rotated`, `Replayed`); issuing the access token and shaping
+the RFC 6749 response is the oauth package's job. Everything here only flushes: the caller's
+unit of work commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from auth_server.persistence.models import LoginSession, RefreshToken, Revocation
-from auth_server.sessions import audit, revocation
-from shared.db import utcnow
+from auth_server import audit
+from auth_server.persistence.models import LoginSession
+from auth_server.revocations import (
+    RevocationKind,
+    RevocationPublisher,
+    jti_revoked,
+    kid_revoked,
+    user_not_before,
+)
+from auth_server.sessions.grace import GraceCipher
+from auth_server.sessions.repository import (
+    PostgresRotation,
+    RefreshTokenRecord,
+    RefreshTokenRepository,
+    SessionRecord,
+    new_refresh_token,
+)
+from auth_server.settings import AuthSettings, token_horizon
+from shared.denylist import issued_before
+from shared.service.db import utcnow
 
-if TYPE_CHECKING:
-    from auth_server.context import AuthContext
-
-MAX_REFRESH_TOKEN_LENGTH = 512
-
-
-def hash_refresh_token(token: str) -> str:
-    """Refresh tokens are stored only as their SHA-256 (they are 256 random bits: no salt needed)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_refresh_token() -> str:
-    return secrets.token_urlsafe(32)  # 256 bits
-
-
-@dataclass(frozen=True, slots=True)
-class StartedSession:
-    session_id: str
-    refresh_token: str
+USER_AGENT_MAX = 512
+GRACE_ANSWER_WAIT = 1.0  # seconds a replay waits for a concurrent winner's stored answer
 
 
 class RefreshFailed(Exception):
@@ -52,319 +55,491 @@ class RefreshFailed(Exception):
         self.reason = reason
 
 
-async def start_session(
-    db: AsyncSession,
-    *,
-    user_id: str,
-    client_id: str,
-    scope: str,
-    refresh_ttl: int,
-    ip: str | None,
-    user_agent: str | None,
-) -> StartedSession:
-    """Create a session and its first refresh token (the caller commits)."""
-    now = utcnow()
-    sid = secrets.token_urlsafe(16)
-    token = new_refresh_token()
-    expires = now + dt.timedelta(seconds=refresh_ttl)
-    db.add(
-        LoginSession(
-            id=sid,
-            user_id=user_id,
-            client_id=client_id,
-            scope=scope,
-            created_at=now,
-            last_used_at=now,
-            expires_at=expires,
-            ip=ip,
-            user_agent=(user_agent or "")[:512] or None,
-        )
-    )
-    db.add(
-        RefreshToken(
-            token_hash=hash_refresh_token(token),
-            session_id=sid,
-            scope=scope,
-            created_at=now,
-            expires_at=expires,
-        )
-    )
-    await db.flush()
-    return StartedSession(session_id=sid, refresh_token=token)
+class ScopeWidened(Exception):
+    """A refresh asked for more than the session holds (RFC 6749 §6: it may only narrow)."""
 
 
-def is_live(session: LoginSession | None, now: dt.datetime) -> bool:
-    return session is not None and session.ended_at is None and session.expires_at > now
+@dataclass(frozen=True, slots=True)
+class StartedSession:
+    session_id: str
+    refresh_token: str
 
 
-async def rotate(
-    ctx: AuthContext,
-    db: AsyncSession,
-    *,
-    token: str,
-    client_id: str,
-    requested_scope: frozenset[str] | None,
-    ip: str | None,
-    user_agent: str | None,
-) -> dict[str, Any]:
-    """The refresh_token grant's work. Returns the RFC 6749 §5.1 body; raises RefreshFailed or
-    InvalidScope. Commits."""
-    from auth_server.oauth.errors import InvalidScope
-    from auth_server.oauth.tokens import token_response
+@dataclass(frozen=True, slots=True)
+class RotationPlan:
+    """What a rotation grants: the caller issues the access token for it (`AnswerFor`)."""
 
-    if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
-        raise RefreshFailed("malformed")
-    token_hash = hash_refresh_token(token)
-    now = utcnow()
-    row = await db.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
-    if row is None:
-        raise RefreshFailed("unknown")
-    session = await db.get(LoginSession, row.session_id)
-    if session is None or session.client_id != client_id:
-        raise RefreshFailed("client_mismatch" if session else "unknown")
-    if not is_live(session, now):
-        raise RefreshFailed("session_ended")
-
-    if row.used_at is None:
-        scope = row.scope
-        if requested_scope is not None:
-            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
-            if not requested_scope <= frozenset(row.scope.split()):
-                raise InvalidScope("the requested scope exceeds the session's scope")
-            scope = " ".join(sorted(requested_scope))
-        won = await db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
-            .values(used_at=now)
-        )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
-            child_token = new_refresh_token()
-            db.add(
-                RefreshToken(
-                    token_hash=hash_refresh_token(child_token),
-                    session_id=session.id,
-                    parent_id=row.id,
-                    scope=scope,
-                    created_at=now,
-                    expires_at=session.expires_at,
-                )
-            )
-            access = await ctx.tokens.issue_access_token(
-                sub=session.user_id, client_id=client_id, scope=scope, sid=session.id
-            )
-            body = token_response(access, child_token)
-            await db.execute(
-                update(RefreshToken)
-                .where(RefreshToken.id == row.id)
-                .values(grace_response=ctx.grace.seal(body, token_hash))
-            )
-            session.last_used_at = now
-            audit.record(
-                db,
-                audit.REFRESH,
-                user_id=session.user_id,
-                session_id=session.id,
-                client_id=client_id,
-                ip=ip,
-                user_agent=user_agent,
-            )
-            await db.commit()
-            return body
-        # Lost the race: the winner has committed by now (our UPDATE waited for its lock).
-        session_id = session.id
-        await db.rollback()
-        row = await db.scalar(
-            select(RefreshToken)
-            .where(RefreshToken.token_hash == token_hash)
-            .execution_options(populate_existing=True)
-        )
-        session = await db.get(LoginSession, session_id, populate_existing=True)
-        assert row is not None and session is not None
-
-    return await _replay(ctx, db, row, session, token_hash, ip=ip, user_agent=user_agent)
+    session: SessionRecord
+    scope: str
+    refresh_token: str  # the one that replaces the presented token
 
 
-async def _replay(
-    ctx: AuthContext,
-    db: AsyncSession,
-    row: RefreshToken,
-    session: LoginSession,
-    token_hash: str,
-    *,
-    ip: str | None,
-    user_agent: str | None,
-) -> dict[str, Any]:
-    """A used token again: the same answer inside the grace window if it is the one that was
-    just rotated; otherwise theft (RFC 9700 §4.14.2), and the whole session ends."""
-    now = utcnow()
-    grace = dt.timedelta(seconds=ctx.settings.refresh_reuse_grace)
-    row_id, used_at, session_id = row.id, row.used_at, session.id
-    user_id, client_id = session.user_id, session.client_id
-    child_used = await db.scalar(
-        select(RefreshToken.used_at).where(RefreshToken.parent_id == row_id)
-    )
-    if used_at is not None and now - used_at <= grace and child_used is None:
-        blob = row.grace_response
-        for _ in range(20):  # the winner may be between its UPDATE and its commit
-            if blob is not None:
-                break
-            await asyncio.sleep(0.05)
-            await db.rollback()
-            blob = await db.scalar(
-                select(RefreshToken.grace_response).where(RefreshToken.id == row_id)
-            )
-        body = ctx.grace.open(blob, token_hash) if blob is not None else None
-        if body is not None:
-            audit.record(
-                db,
-                audit.REFRESH_GRACE_REPLAY,
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The just-rotated token came again within the grace window: the same answer as before."""
+
+    answer: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is acting, for the audit trail and the grace-window checks."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+# Called with the session of a refresh token once it is found and valid, before anything is
+# spent: it may refuse (rate limits raise their own error).
+Admit = Callable[[SessionRecord], Awaitable[None]]
+# The oauth layer's part of a rotation: issue the access token for the plan and shape the
+# answer; returns (the answer, the kid that signed it). Its second argument is the transaction
+# to check the signing key in, or None when the one-statement rotation checks it itself.
+AnswerFor = Callable[["RotationPlan", AsyncSession | None], Awaitable[tuple[dict[str, Any], str]]]
+
+
+class SessionService:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        grace: GraceCipher,
+        revocations: RevocationPublisher,
+        tokens: RefreshTokenRepository | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        one_statement_engine: AsyncEngine | None = None,
+    ) -> None:
+        """`one_statement_engine`: on PostgreSQL, the engine whose autocommit connections rotate
+        an unused refresh token in one statement (SQLite takes the transactional path)."""
+        self._settings = settings
+        self._engine = one_statement_engine
+        self._grace = grace
+        self._revocations = revocations
+        self._tokens = tokens or RefreshTokenRepository()
+        self._clock = clock
+
+    # -- starting and rotating -------------------------------------------------------------
+
+    async def start(
+        self,
+        db: AsyncSession,
+        *,
+        user_id: str,
+        client_id: str,
+        scope: str,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> StartedSession:
+        """A new session with its first refresh token."""
+        now = self._clock()
+        sid = secrets.token_urlsafe(16)
+        expires = now + dt.timedelta(seconds=self._settings.refresh_token_ttl)
+        db.add(
+            LoginSession(
+                id=sid,
                 user_id=user_id,
-                session_id=session_id,
                 client_id=client_id,
+                scope=scope,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires,
+                ip=ip,
+                user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
+            )
+        )
+        await db.flush()
+        token = await self._tokens.add(db, session_id=sid, scope=scope, now=now, expires_at=expires)
+        return StartedSession(session_id=sid, refresh_token=token)
+
+    async def rotate(
+        self,
+        db: AsyncSession,
+        *,
+        token: str,
+        client_id: str,
+        requested_scope: frozenset[str] | None,
+        ip: str | None,
+        user_agent: str | None,
+        answer_for: AnswerFor,
+        expected_session: str | None = None,
+        admit: Admit | None = None,
+    ) -> dict[str, Any]:
+        """The refresh_token grant's work; returns the answer (`answer_for` shapes it: this
+        package only rotates). Raises RefreshFailed (every kind of invalid token, after ending
+        the session on reuse) or ScopeWidened.
+
+        `expected_session`: a relay (a resource server refreshing for its caller) names the
+        session of the caller's expired access token; a refresh token of any other session is
+        refused before anything is spent. `admit` may refuse before anything is spent."""
+        if self._engine is not None and requested_scope is None:
+            answer = await self._rotate_in_one_statement(
+                db,
+                token,
+                client_id,
                 ip=ip,
                 user_agent=user_agent,
+                answer_for=answer_for,
+                expected_session=expected_session,
+                admit=admit,
             )
-            await db.commit()
-            return body
-    live = await db.get(LoginSession, session_id, populate_existing=True)
-    if live is not None:
-        await end_sessions(
-            ctx,
+            if answer is not None:
+                return answer
+        return await self._rotate_in_transaction(
             db,
-            [live],
-            reason="refresh_token_reuse",
-            audit_type=audit.REFRESH_REUSE,
+            token,
+            client_id,
+            requested_scope,
             ip=ip,
             user_agent=user_agent,
+            answer_for=answer_for,
+            expected_session=expected_session,
+            admit=admit,
         )
-    raise RefreshFailed("reuse")
 
+    def _check(
+        self,
+        record: RefreshTokenRecord | None,
+        client_id: str,
+        expected_session: str | None,
+        now: dt.datetime,
+    ) -> RefreshTokenRecord:
+        if record is None:
+            raise RefreshFailed("unknown")
+        session = record.session
+        if session.client_id != client_id:
+            raise RefreshFailed("client_mismatch")
+        if expected_session is not None and session.id != expected_session:
+            raise RefreshFailed("session_mismatch")
+        if not session.is_live(now):
+            raise RefreshFailed("session_ended")
+        return record
 
-async def end_sessions(
-    ctx: AuthContext,
-    db: AsyncSession,
-    sessions: Sequence[LoginSession],
-    *,
-    reason: str,
-    audit_type: str,
-    ip: str | None = None,
-    user_agent: str | None = None,
-    user_not_before: str | None = None,
-) -> int:
-    """End sessions, publish their `sid`s (and optionally a user "not before" time), commit,
-    then broadcast. Returns how many were live."""
-    now = utcnow()
-    horizon = revocation.token_horizon(ctx.settings, now)
-    events: list[Revocation] = []
-    ended = 0
-    for session in sessions:
-        if session.ended_at is None:
-            session.ended_at, session.end_reason = now, reason
-            ended += 1
-            events.append(revocation.add(db, revocation.SID, session.id, horizon))
+    def _seal(
+        self, answer: dict[str, Any], token_hash: str, ip: str | None, user_agent: str | None
+    ) -> bytes:
+        """The rotation's answer, encrypted, bound to the party that asked (its address and user
+        agent) and to the token it replaced (associated data)."""
+        return self._grace.seal({"answer": answer, "ip": ip, "user_agent": user_agent}, token_hash)
+
+    async def _rotate_in_one_statement(
+        self,
+        db: AsyncSession,
+        token: str,
+        client_id: str,
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        answer_for: AnswerFor,
+        expected_session: str | None,
+        admit: Admit | None,
+    ) -> dict[str, Any] | None:
+        """PostgreSQL: one read, then one statement that does the whole rotation (no transaction
+        of its own to begin and commit), on the connection `db` holds if it holds one. None when
+        the transactional path must decide: the token was used already (a replay), or something
+        changed between the read and the statement."""
+        assert self._engine is not None
+        now = self._clock()
+        async with PostgresRotation.connect(self._engine, db) as rotation:
+            record = self._check(await rotation.find(token), client_id, expected_session, now)
+            if record.used_at is not None:
+                return None
+            if admit is not None:
+                await admit(record.session)
+            plan = RotationPlan(record.session, record.scope, new_refresh_token())
+            answer, kid = await answer_for(plan, None)
+            done = await rotation.rotate(
+                record,
+                child_token=plan.refresh_token,
+                scope=plan.scope,
+                sealed_answer=self._seal(answer, record.token_hash, ip, user_agent),
+                kid=kid,
+                now=now,
+                ip=ip,
+                user_agent=user_agent,
+            )
+        return answer if done else None
+
+    async def _rotate_in_transaction(
+        self,
+        db: AsyncSession,
+        token: str,
+        client_id: str,
+        requested_scope: frozenset[str] | None,
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        answer_for: AnswerFor,
+        expected_session: str | None,
+        admit: Admit | None,
+    ) -> dict[str, Any]:
+        now = self._clock()
+        record = self._check(await self._tokens.find(db, token), client_id, expected_session, now)
+        session = record.session
+        if record.used_at is None:
+            scope = record.scope
+            if requested_scope is not None:
+                # RFC 6749 §6: a refresh may narrow the scope, never widen it.
+                if not requested_scope <= frozenset(record.scope.split()):
+                    raise ScopeWidened()
+                scope = " ".join(sorted(requested_scope))
+            if admit is not None:
+                await admit(session)
+            if await self._tokens.claim(db, record.id, now):
+                child = await self._tokens.add(
+                    db,
+                    session_id=session.id,
+                    scope=scope,
+                    now=now,
+                    expires_at=session.expires_at,
+                    parent_id=record.id,
+                )
+                answer, _ = await answer_for(RotationPlan(session, scope, child), db)
+                sealed = self._seal(answer, record.token_hash, ip, user_agent)
+                await self._tokens.store_answer(db, record.id, sealed)
+                await db.execute(
+                    update(LoginSession)
+                    .where(LoginSession.id == session.id)
+                    .values(last_used_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                audit.record(
+                    db,
+                    audit.REFRESH,
+                    user_id=session.user_id,
+                    session_id=session.id,
+                    client_id=session.client_id,
+                    ip=ip,
+                    user_agent=user_agent,
+                )
+                return answer
+            # Lost the race: the winner has committed by now (our UPDATE waited for its lock),
+            # and a fresh read sees its answer.
+            record = self._check(await self._tokens.find(db, token), client_id, None, now)
+        return (await self._replay(db, record, Client(ip, user_agent))).answer
+
+    async def _replay(
+        self, db: AsyncSession, record: RefreshTokenRecord, client: Client
+    ) -> Replayed:
+        """A used token again: the same answer inside the grace window if it is the one that was
+        just rotated and the same party presents it again (the same client, address and user
+        agent: parallel tabs, a lost response); otherwise theft (RFC 9700 §4.14.2), and the
+        whole session ends."""
+        now = self._clock()
+        grace = dt.timedelta(seconds=self._settings.refresh_reuse_grace)
+        session = record.session
+        within_grace = record.used_at is not None and now - record.used_at <= grace
+        if within_grace and not await self._tokens.child_used(db, record.id):
+            stored = await self._stored_answer(db, record)
+            same_party = (
+                stored is not None
+                and stored.get("ip") == client.ip
+                and stored.get("user_agent") == client.user_agent
+            )
+            answer = stored.get("answer") if stored is not None and same_party else None
+            if isinstance(answer, dict):
+                audit.record(
+                    db,
+                    audit.REFRESH_GRACE_REPLAY,
+                    user_id=session.user_id,
+                    session_id=session.id,
+                    client_id=session.client_id,
+                    ip=client.ip,
+                    user_agent=client.user_agent,
+                )
+                return Replayed(answer)
+        await self._end(
+            db,
+            LoginSession.id == session.id,
+            reason="refresh_token_reuse",
+            audit_type=audit.REFRESH_REUSE,
+            ip=client.ip,
+            user_agent=client.user_agent,
+        )
+        raise RefreshFailed("reuse")
+
+    async def _stored_answer(
+        self, db: AsyncSession, record: RefreshTokenRecord
+    ) -> dict[str, Any] | None:
+        blob = record.grace_response
+        waited = 0.0
+        # The winner stores its answer in the transaction that marks the token used, so a
+        # committed `used_at` comes with its answer; a short wait covers a reader that saw the
+        # one without the other.
+        while blob is None and waited < GRACE_ANSWER_WAIT:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            blob = await self._tokens.answer(db, record.id)
+        return self._grace.open(blob, record.token_hash) if blob is not None else None
+
+    # -- ending ----------------------------------------------------------------------------
+
+    async def _end(
+        self,
+        db: AsyncSession,
+        condition: ColumnElement[bool],
+        *,
+        reason: str,
+        audit_type: str,
+        ip: str | None,
+        user_agent: str | None,
+        user_not_before: str | None = None,
+    ) -> int:
+        """End the live sessions matching `condition`: each gets a `sid` revocation event and an
+        audit record (and, if asked, the user a "not before" time). Returns how many ended."""
+        now = self._clock()
+        ended = (
+            await db.execute(
+                update(LoginSession)
+                .where(condition, LoginSession.ended_at.is_(None))
+                .values(ended_at=now, end_reason=reason)
+                .returning(LoginSession.id, LoginSession.user_id, LoginSession.client_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        horizon = token_horizon(self._settings, now)
+        for sid, user_id, client_id in ended:
+            await self._revocations.add(db, RevocationKind.SID, sid, horizon)
             audit.record(
                 db,
                 audit_type,
-                user_id=session.user_id,
-                session_id=session.id,
-                client_id=session.client_id,
+                user_id=user_id,
+                session_id=sid,
+                client_id=client_id,
                 ip=ip,
                 user_agent=user_agent,
                 detail={"reason": reason},
             )
-    if user_not_before is not None:
-        events.append(revocation.add(db, revocation.USER, user_not_before, horizon, not_before=now))
-    await db.commit()
-    await revocation.broadcast(ctx.redis, ctx.settings, events)
-    return ended
+        if user_not_before is not None:
+            await self._revocations.add(
+                db, RevocationKind.USER, user_not_before, horizon, not_before=now
+            )
+        return len(ended)
 
+    async def end_session(
+        self,
+        db: AsyncSession,
+        session_id: str,
+        *,
+        reason: str,
+        audit_type: str,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> bool:
+        ended = await self._end(
+            db,
+            LoginSession.id == session_id,
+            reason=reason,
+            audit_type=audit_type,
+            ip=ip,
+            user_agent=user_agent,
+        )
+        return ended > 0
 
-async def live_sessions(db: AsyncSession, user_id: str | None = None) -> list[LoginSession]:
-    now = utcnow()
-    query = select(LoginSession).where(
-        LoginSession.ended_at.is_(None), LoginSession.expires_at > now
-    )
-    if user_id is not None:
-        query = query.where(LoginSession.user_id == user_id)
-    return list((await db.scalars(query.order_by(LoginSession.created_at.desc()))).all())
+    async def end_user_sessions(
+        self,
+        db: AsyncSession,
+        user_id: str,
+        *,
+        reason: str,
+        audit_type: str,
+        ip: str | None,
+        user_agent: str | None,
+        keep: str | None = None,
+        not_before: bool = False,
+    ) -> int:
+        """End every live session of a user, except `keep` (the caller's own). With
+        `not_before`, every older token of the user is refused too (log out everywhere)."""
+        condition = LoginSession.user_id == user_id
+        if keep is not None:
+            condition = condition & (LoginSession.id != keep)
+        return await self._end(
+            db,
+            condition,
+            reason=reason,
+            audit_type=audit_type,
+            ip=ip,
+            user_agent=user_agent,
+            user_not_before=user_id if not_before else None,
+        )
 
-
-async def revoke_refresh_token(
-    ctx: AuthContext,
-    db: AsyncSession,
-    token: str,
-    client_id: str,
-    *,
-    ip: str | None,
-    user_agent: str | None,
-) -> bool:
-    """RFC 7009: a refresh token's revocation ends its whole session. False if unknown/foreign."""
-    if not token or len(token) > MAX_REFRESH_TOKEN_LENGTH:
-        return False
-    row = await db.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
-    )
-    if row is None:
-        return False
-    session = await db.get(LoginSession, row.session_id)
-    if session is None or session.client_id != client_id:
-        return False
-    await end_sessions(
-        ctx, db, [session], reason="revoked", audit_type=audit.REVOKE, ip=ip, user_agent=user_agent
-    )
-    return True
-
-
-async def revoke_access_token(
-    ctx: AuthContext,
-    db: AsyncSession,
-    *,
-    jti: str,
-    sub: str,
-    sid: str | None,
-    client_id: str,
-    exp: int,
-    ip: str | None,
-    user_agent: str | None,
-) -> None:
-    """RFC 7009: an access token's `jti` is denied until its `exp`."""
-    until = dt.datetime.fromtimestamp(exp, dt.UTC) + revocation.MARGIN
-    row = revocation.add(db, revocation.JTI, jti, until)
-    audit.record(
-        db,
-        audit.REVOKE,
-        user_id=sub,
-        session_id=sid,
-        client_id=client_id,
-        ip=ip,
-        user_agent=user_agent,
-        detail={"token_type": "access_token"},
-    )
-    await db.commit()
-    await revocation.broadcast(ctx.redis, ctx.settings, [row])
-
-
-async def token_is_revoked(
-    db: AsyncSession, *, jti: str, sid: str | None, sub: str, iat: int
-) -> bool:
-    """The auth server's own view of an access token's revocation (for introspection and for
-    its own protected endpoints)."""
-    if sid is not None:
-        session = await db.get(LoginSession, sid)
-        if not is_live(session, utcnow()):
-            return True
-    hit = await db.scalar(
-        select(Revocation.id)
-        .where(Revocation.kind == revocation.JTI, Revocation.value == jti)
-        .limit(1)
-    )
-    if hit is not None:
+    async def revoke_refresh_token(
+        self,
+        db: AsyncSession,
+        token: str,
+        client_id: str,
+        *,
+        ip: str | None,
+        user_agent: str | None,
+        admit: Admit | None = None,
+    ) -> bool:
+        """RFC 7009: a refresh token's revocation ends its whole session. False when the token
+        is unknown or another client's (which RFC 7009 §2.1 answers like an unknown token)."""
+        record = await self._tokens.find(db, token)
+        if record is None or record.session.client_id != client_id:
+            return False
+        if admit is not None:
+            await admit(record.session)
+        await self.end_session(
+            db,
+            record.session.id,
+            reason="revoked",
+            audit_type=audit.REVOKE,
+            ip=ip,
+            user_agent=user_agent,
+        )
         return True
-    not_before = await db.scalar(
-        select(Revocation.not_before)
-        .where(Revocation.kind == revocation.USER, Revocation.value == sub)
-        .order_by(Revocation.not_before.desc())
-        .limit(1)
-    )
-    # Whole seconds, as in shared.denylist.Denylist.check: the logout's own second is spared.
-    return not_before is not None and iat < int(not_before.timestamp())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def find_refresh_token(self, db: AsyncSession, token: str) -> RefreshTokenRecord | None:
+        return await self._tokens.find(db, token)
+
+    async def live(self, db: AsyncSession, user_id: str | None = None) -> list[LoginSession]:
+        """Live sessions, newest first (every user's when `user_id` is None)."""
+        now = self._clock()
+        query = select(LoginSession).where(
+            LoginSession.ended_at.is_(None), LoginSession.expires_at > now
+        )
+        if user_id is not None:
+            query = query.where(LoginSession.user_id == user_id)
+        return list((await db.scalars(query.order_by(LoginSession.created_at.desc()))).all())
+
+    async def token_is_revoked(
+        self,
+        db: AsyncSession,
+        *,
+        jti: str,
+        sid: str | None,
+        sub: str,
+        iat: int,
+        kid: str | None = None,
+    ) -> bool:
+        """The auth server's own view of an access token's revocation (for introspection and for
+        its own protected endpoints): the same rules as a resource server's denylist."""
+        if kid is not None and await kid_revoked(db, kid):
+            return True
+        if sid is not None:
+            row = (
+                await db.execute(
+                    select(LoginSession.ended_at, LoginSession.expires_at).where(
+                        LoginSession.id == sid
+                    )
+                )
+            ).one_or_none()
+            if row is None or row[0] is not None or row[1] <= self._clock():
+                return True
+        if await jti_revoked(db, jti):
+            return True
+        not_before = await user_not_before(db, sub)
+        return not_before is not None and issued_before(iat, not_before.timestamp())
+
+
+__all__ = [
+    "AnswerFor",
+    "RefreshFailed",
+    "Replayed",
+    "RotationPlan",
+    "ScopeWidened",
+    "SessionService",
+    "StartedSession",
+]

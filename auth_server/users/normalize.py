@@ -22,16 +22,22 @@ class InvalidIdentifier(ValueError):
 
 
 def canonical_username(raw: str) -> str:
-    """The stored and compared form of a login name (no validation: used for look-ups too)."""
-    return unicodedata.normalize("NFKC", raw).casefold().strip()
+    """The stored and compared form of a login name (no validation: used for look-ups too, so
+    that sign-up and login always agree). Case folding may leave a string that is not NFKC any
+    more ("ΐ" folds to three code points), so it is normalized again, to a fixed point."""
+    name = unicodedata.normalize("NFKC", raw).strip()
+    for _ in range(3):
+        folded = unicodedata.normalize("NFKC", name.casefold()).strip()
+        if folded == name:
+            break
+        name = folded
+    return name
 
 
 def validate_username(raw: str) -> str:
     if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in raw):
         raise InvalidIdentifier("the username contains control or invisible characters")
     name = canonical_username(raw)
-    # Case folding may change the form again (e.g. "ß" -> "ss"): normalize to a fixed point.
-    name = unicodedata.normalize("NFKC", name)
     if not USERNAME_MIN <= len(name) <= USERNAME_MAX:
         raise InvalidIdentifier(f"the username must be {USERNAME_MIN} to {USERNAME_MAX} characters")
     if not _ALLOWED.match(name):

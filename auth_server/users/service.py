@@ -1,4 +1,5 @@
-"""Users: registration, look-up by username or email, password changes."""
+"""Users: registration, look-up by username or email, password changes. Flushes only: the
+caller's unit of work commits."""
 
 from __future__ import annotations
 
@@ -17,12 +18,24 @@ from auth_server.users.normalize import (
 )
 from auth_server.users.passwords import PasswordHasher
 from auth_server.users.policy import WeakPassword, check_password
-from shared.db import utcnow
+from shared.service.db import utcnow
 
-__all__ = ["InvalidIdentifier", "UserExists", "WeakPassword", "find_for_login", "register"]
+__all__ = [
+    "InvalidIdentifier",
+    "UserExists",
+    "WeakPassword",
+    "WrongPassword",
+    "change_password",
+    "find_for_login",
+    "register",
+]
 
 
 class UserExists(Exception):
+    pass
+
+
+class WrongPassword(Exception):
     pass
 
 
@@ -35,8 +48,9 @@ async def register(
     password: str,
     is_admin: bool = False,
 ) -> User:
-    """Create a user (and commit). Exactly one of several racing sign-ups with one name wins:
-    the unique constraints decide, and the losers get UserExists."""
+    """Create a user. Exactly one of several racing sign-ups with one name wins: the unique
+    constraints decide (inside a savepoint, so the caller's transaction stays usable), and the
+    losers get UserExists."""
     name = validate_username(username)
     email_display, email_key = validate_email_address(email)
     check_password(password, username=name, email=email_key)
@@ -54,13 +68,25 @@ async def register(
         is_admin=is_admin,
         created_at=utcnow(),
     )
-    db.add(user)
     try:
-        await db.commit()
+        async with db.begin_nested():
+            db.add(user)
     except IntegrityError:
-        await db.rollback()
         raise UserExists("the username or email is already registered") from None
     return user
+
+
+async def change_password(
+    hasher: PasswordHasher, user: User, *, current_password: str, new_password: str
+) -> None:
+    """Check the current password, then the policy, then store the new hash. Raises
+    WrongPassword or WeakPassword; the caller ends the user's other sessions."""
+    ok, _ = await hasher.verify(current_password, user.password_hash)
+    if not ok:
+        raise WrongPassword("the current password is wrong")
+    check_password(new_password, username=user.username, email=user.email_normalized)
+    user.password_hash = await hasher.hash(new_password)
+    user.password_changed_at = utcnow()
 
 
 async def find_for_login(db: AsyncSession, login: str) -> User | None:

@@ -1,20 +1,41 @@
-"""/me and /notes (CONTRACT §6)."""
+"""/me and /notes: the notes API (README, "Using it with curl")."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
 from resource_server.api.deps import Caller, DbSession, Reader, Writer
+from resource_server.api.openapi import CURSOR_SCHEMA
 from resource_server.notes import service
 from resource_server.notes.schemas import NoteCreate, NoteOut, NotePage, NoteUpdate
-from shared.problem import NotFound, ProblemError
+from shared.service.openapi import header, problems
+from shared.service.problem import NotFound, ProblemError
 
 router = APIRouter(tags=["notes"])
 
 
-@router.get("/me", summary="The verified caller (from the token alone)")
+class CallerOut(BaseModel):
+    """The verified caller, read from the access token alone."""
+
+    sub: str
+    client_id: str
+    scope: str
+    exp: int
+    sid: str | None = Field(description="The session; absent for client_credentials tokens.")
+
+
+NOT_FOUND = problems({404: "No such note of yours (another user's note is 404 too)."})
+
+
+@router.get(
+    "/me",
+    summary="The verified caller (from the token alone)",
+    # Documented, not validated: /me is the hot path `make bench` measures.
+    responses={200: {"model": CallerOut}},
+)
 async def me(claims: Caller) -> dict[str, Any]:
     return {
         "sub": claims.sub,
@@ -25,12 +46,17 @@ async def me(claims: Caller) -> dict[str, Any]:
     }
 
 
-@router.get("/notes", response_model=NotePage, summary="My notes, newest first")
+@router.get(
+    "/notes",
+    response_model=NotePage,
+    summary="My notes, newest first",
+    responses=problems({400: "The cursor is not one this server gave out."}),
+)
 async def list_notes(
     claims: Reader,
     db: DbSession,
     limit: int = Query(20, ge=1, le=100),
-    cursor: str | None = Query(None, max_length=64),
+    cursor: str | None = Query(None, max_length=64, json_schema_extra=CURSOR_SCHEMA),
 ) -> NotePage:
     try:
         notes, next_cursor = await service.list_page(db, claims.sub, limit, cursor)
@@ -39,7 +65,13 @@ async def list_notes(
     return NotePage(items=[NoteOut.model_validate(n) for n in notes], next_cursor=next_cursor)
 
 
-@router.post("/notes", status_code=201, response_model=NoteOut, summary="Create a note")
+@router.post(
+    "/notes",
+    status_code=201,
+    response_model=NoteOut,
+    summary="Create a note",
+    responses={201: {"headers": {"Location": header("`/notes/{id}`.", required=True)}}},
+)
 async def create_note(
     data: NoteCreate, claims: Writer, db: DbSession, response: Response
 ) -> NoteOut:
@@ -48,7 +80,9 @@ async def create_note(
     return NoteOut.model_validate(note)
 
 
-@router.get("/notes/{note_id}", response_model=NoteOut, summary="One of my notes")
+@router.get(
+    "/notes/{note_id}", response_model=NoteOut, summary="One of my notes", responses=NOT_FOUND
+)
 async def get_note(note_id: str, claims: Reader, db: DbSession) -> NoteOut:
     try:
         return NoteOut.model_validate(await service.get(db, claims.sub, note_id))
@@ -56,7 +90,12 @@ async def get_note(note_id: str, claims: Reader, db: DbSession) -> NoteOut:
         raise NotFound("no such note") from None
 
 
-@router.patch("/notes/{note_id}", response_model=NoteOut, summary="Change one of my notes")
+@router.patch(
+    "/notes/{note_id}",
+    response_model=NoteOut,
+    summary="Change one of my notes",
+    responses=NOT_FOUND,
+)
 async def update_note(note_id: str, data: NoteUpdate, claims: Writer, db: DbSession) -> NoteOut:
     try:
         return NoteOut.model_validate(await service.update(db, claims.sub, note_id, data))
@@ -64,7 +103,12 @@ async def update_note(note_id: str, data: NoteUpdate, claims: Writer, db: DbSess
         raise NotFound("no such note") from None
 
 
-@router.delete("/notes/{note_id}", status_code=204, summary="Delete one of my notes")
+@router.delete(
+    "/notes/{note_id}",
+    status_code=204,
+    summary="Delete one of my notes",
+    responses=NOT_FOUND,
+)
 async def delete_note(note_id: str, claims: Writer, db: DbSession) -> Response:
     try:
         await service.delete(db, claims.sub, note_id)

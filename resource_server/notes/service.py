@@ -1,5 +1,5 @@
 """Notes, owned by the token's `sub`. Another owner's note is "not found", never "forbidden",
-so that existence doesn't leak."""
+so that existence doesn't leak. Flushes only: the request's unit of work commits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from resource_server.notes.schemas import NoteCreate, NoteUpdate
 from resource_server.persistence.models import Note
-from shared.db import utcnow
+from shared.service.db import utcnow
+from shared.text import is_ascii_number
 
 
 class NoteNotFound(Exception):
@@ -33,7 +34,7 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("the cursor is not valid") from None
     prefix, _, number = raw.partition(":")
-    if prefix != "n" or not number.isdigit() or len(number) > 18:
+    if prefix != "n" or not is_ascii_number(number) or len(number) > 18:
         raise BadCursor("the cursor is not valid")
     return int(number)
 
@@ -49,7 +50,7 @@ async def create(db: AsyncSession, owner: str, data: NoteCreate) -> Note:
         updated_at=now,
     )
     db.add(note)
-    await db.commit()
+    await db.flush()
     return note
 
 
@@ -82,11 +83,11 @@ async def update(db: AsyncSession, owner: str, note_id: str, data: NoteUpdate) -
         setattr(note, field, value)
     if changes:
         note.updated_at = utcnow()
-    await db.commit()
+    await db.flush()
     return note
 
 
 async def delete(db: AsyncSession, owner: str, note_id: str) -> None:
     note = await get(db, owner, note_id)
     await db.delete(note)
-    await db.commit()
+    await db.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.db import alembic_upgrade
+from shared.service.db import alembic_upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

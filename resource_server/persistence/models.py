@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, make_metadata, utcnow
+from shared.service.db import UTCDateTime, make_metadata, utcnow
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 

@@ -1,147 +1,164 @@
-// The notes web page: logs in with the password grant, keeps the session across reloads,
-// lets the resource server refresh an expired access token transparently, and logs out.
-"use strict";
+// The notes web page: the entry module. It restores the session (a refresh through the auth
+// server's HttpOnly cookie), then shows the notes or the login form, and switches between the
+// views when the session or the address (#/notes, #/account, #/login, #/signup) changes.
+//
+// Modules: session.js (tokens and tabs), http.js (errors and their words), auth-view.js (log in,
+// sign up), notes.js, account.js, ui.js (DOM helpers), config.js (/web-config.json).
 
-const store = {
-  get tokens() { return JSON.parse(localStorage.getItem("notes.tokens") || "null"); },
-  set tokens(value) {
-    if (value) localStorage.setItem("notes.tokens", JSON.stringify(value));
-    else localStorage.removeItem("notes.tokens");
-  },
-};
+import * as account from "./account.js";
+import * as authView from "./auth-view.js";
+import { loadConfig } from "./config.js";
+import { describe } from "./http.js";
+import * as notes from "./notes.js";
+import * as session from "./session.js";
+import { busy, byId, say } from "./ui.js";
 
-let config = null;
-let nextCursor = null;
-const $ = (id) => document.getElementById(id);
+const SIGNED_IN_ROUTES = ["notes", "account"];
+const SIGNED_OUT_ROUTES = ["login", "signup"];
+let wanted = null; // where a visitor was going before the login form
 
-async function loadConfig() {
-  const response = await fetch("/web-config.json");
-  config = await response.json();
+function route() {
+  const name = location.hash.replace(/^#\/?/, "").split(/[/?]/)[0];
+  return name || null;
 }
 
-function show(loggedIn) {
-  $("login-view").hidden = loggedIn;
-  $("notes-view").hidden = !loggedIn;
-  $("whoami").hidden = !loggedIn;
-  $("username").textContent = loggedIn ? (store.tokens.username || "") : "";
+function go(name) {
+  if (route() !== name) history.replaceState(null, "", `#/${name}`);
 }
 
-async function login(event) {
-  event.preventDefault();
-  $("login-error").textContent = "";
-  const form = new FormData(event.target);
-  const body = new URLSearchParams({
-    grant_type: "password", client_id: "web",
-    username: form.get("username"), password: form.get("password"),
-  });
-  const response = await fetch(config.token_endpoint, { method: "POST", body });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    $("login-error").textContent =
-      response.status === 429 ? "Too many attempts. Try again later." : "Wrong username or password.";
-    return;
-  }
-  store.tokens = { access: data.access_token, refresh: data.refresh_token, username: form.get("username") };
-  event.target.reset();
-  show(true);
-  await refreshList();
+function setState(state) {
+  document.documentElement.dataset.state = state;
+  byId("splash").hidden = state !== "loading" && state !== "offline";
+  byId("nav").hidden = state !== "signed-in";
+  byId("who").hidden = state !== "signed-in";
 }
 
-// Calls the notes API. On an expired access token the request is repeated with the refresh
-// token, and the resource server answers with the new pair in New-* headers.
-async function api(path, options = {}, retried = false) {
-  const tokens = store.tokens;
-  const headers = { ...(options.headers || {}), Authorization: `Bearer ${tokens.access}` };
-  if (retried) headers["Refresh-Token"] = tokens.refresh;
-  const response = await fetch(path, { ...options, headers });
-  const newAccess = response.headers.get("New-Access-Token");
-  if (newAccess) {
-    store.tokens = { ...tokens, access: newAccess, refresh: response.headers.get("New-Refresh-Token") };
-  }
-  if (response.status === 401 && !retried) {
-    const challenge = response.headers.get("WWW-Authenticate") || "";
-    if (/expired/i.test(challenge)) return api(path, options, true);
-  }
-  if (response.status === 401) {
-    store.tokens = null;
-    show(false);
-    throw new Error("Your session has ended. Please log in again.");
-  }
-  return response;
-}
-
-function renderNote(note) {
-  const item = document.createElement("li");
-  const title = document.createElement("h3");
-  title.textContent = note.title;
-  const body = document.createElement("p");
-  body.textContent = note.body;
-  const remove = document.createElement("button");
-  remove.className = "link";
-  remove.type = "button";
-  remove.textContent = "Delete";
-  remove.addEventListener("click", async () => {
-    const response = await api(`/notes/${encodeURIComponent(note.id)}`, { method: "DELETE" });
-    if (response.ok) item.remove();
-  });
-  item.append(title, body, remove);
-  return item;
-}
-
-async function refreshList(append = false) {
-  $("notes-error").textContent = "";
-  try {
-    const query = append && nextCursor ? `?cursor=${encodeURIComponent(nextCursor)}` : "";
-    const response = await api(`/notes${query}`);
-    const page = await response.json();
-    if (!append) $("notes").replaceChildren();
-    page.items.forEach((note) => $("notes").append(renderNote(note)));
-    nextCursor = page.next_cursor;
-    $("more").hidden = !nextCursor;
-  } catch (error) {
-    $("login-error").textContent = error.message;
-  }
-}
-
-async function addNote(event) {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  try {
-    const response = await api("/notes", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ title: form.get("title"), body: form.get("body") || "" }),
-    });
-    if (!response.ok) {
-      const problem = await response.json().catch(() => ({}));
-      $("notes-error").textContent = problem.detail || problem.title || "Could not save the note.";
-      return;
+/** Show the view for the session state and the address. */
+function render({ focus = true } = {}) {
+  const state = document.documentElement.dataset.state;
+  if (state !== "signed-in" && state !== "signed-out") return;
+  let name = route();
+  if (state === "signed-in") {
+    if (!SIGNED_IN_ROUTES.includes(name)) {
+      name = wanted && SIGNED_IN_ROUTES.includes(wanted) ? wanted : "notes";
+      wanted = null;
+      go(name);
     }
-    event.target.reset();
-    $("notes").prepend(renderNote(await response.json()));
+  } else if (!SIGNED_OUT_ROUTES.includes(name)) {
+    if (SIGNED_IN_ROUTES.includes(name)) wanted = name;
+    name = "login";
+    go(name);
+  }
+  byId("auth-view").hidden = state !== "signed-out";
+  byId("notes-view").hidden = name !== "notes";
+  byId("account-view").hidden = name !== "account";
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.dataset.route === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = { notes: "Notes", account: "Account · Notes", login: "Log in · Notes", signup: "Sign up · Notes" }[name];
+  if (state === "signed-out") {
+    authView.showForm(name);
+    if (focus) authView.focusForm(name);
+  } else if (name === "notes") {
+    notes.show();
+    if (focus) byId("notes-title").focus();
+  } else {
+    account.show();
+    if (focus) byId("account-title").focus();
+  }
+}
+
+async function greet() {
+  try {
+    const user = await account.whoAmI();
+    byId("who-name").textContent = user.username;
+    account.avatar(byId("who-avatar"), user);
+    byId("notes-greeting").textContent = `Logged in as ${user.username}`;
   } catch (error) {
-    $("login-error").textContent = error.message;
+    describe(error, "load your profile"); // the header stays anonymous; views say what failed
   }
 }
 
-async function logout() {
-  const tokens = store.tokens;
-  store.tokens = null;
-  show(false);
-  if (tokens && tokens.refresh) {
-    // RFC 7009: revoking the refresh token ends the whole session, everywhere it is used.
-    await fetch(config.revocation_endpoint, {
-      method: "POST", body: new URLSearchParams({ token: tokens.refresh, client_id: "web" }),
-    }).catch(() => {});
+function onSessionChange(event) {
+  const state = document.documentElement.dataset.state;
+  if (event.type === "signed-in") {
+    if (event.userChanged) {
+      notes.reset();
+      account.reset();
+      greet();
+    }
+    if (state !== "signed-in" || event.userChanged) {
+      authView.notice(null);
+      setState("signed-in");
+      render({ focus: event.how === "login" });
+    }
+  } else {
+    notes.reset();
+    account.reset();
+    byId("who-name").textContent = "";
+    byId("notes-greeting").textContent = "";
+    if (state === "loading") return; // the first load decides for itself
+    setState("signed-out");
+    authView.notice(event.reason);
+    render({ focus: event.reason !== "ended" });
   }
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
-  await loadConfig();
-  $("login-form").addEventListener("submit", login);
-  $("note-form").addEventListener("submit", addNote);
-  $("logout").addEventListener("click", logout);
-  $("more").addEventListener("click", () => refreshList(true));
-  show(Boolean(store.tokens));
-  if (store.tokens) await refreshList();
-});
+async function logOut() {
+  const button = byId("logout");
+  busy(button, true, "Logging out…");
+  try {
+    await notes.flush();
+    const told = await session.logOut("logout");
+    if (!told) authView.notice("logout-unconfirmed");
+  } finally {
+    busy(button, false);
+  }
+}
+
+async function start() {
+  setState("loading");
+  byId("splash-spinner").hidden = false;
+  byId("splash-retry").hidden = true;
+  say(byId("splash-error"), "");
+  byId("splash-text").textContent = "Opening your notes…";
+  try {
+    await loadConfig();
+    const restored = await session.restore();
+    if (!restored) {
+      setState("signed-out");
+      render();
+    }
+    // Restored: onSessionChange has shown the notes.
+  } catch (error) {
+    setState("offline");
+    byId("splash-spinner").hidden = true;
+    byId("splash-text").textContent = "Your notes are out of reach for a moment.";
+    say(byId("splash-error"), describe(error, "open your notes") || "");
+    byId("splash-retry").hidden = false;
+    byId("splash-retry").focus();
+  }
+}
+
+// Coming back to the tab: a cheap check that the session still exists (GET /me needs no
+// database), so a device that was logged out elsewhere shows the login form at once rather than
+// at its next click. At most every 15 s; an expired access token is simply renewed.
+const RECHECK_MS = 15000;
+let lastCheck = 0;
+function recheck() {
+  if (document.visibilityState !== "visible" || !session.signedIn()) return;
+  if (Date.now() - lastCheck < RECHECK_MS) return;
+  lastCheck = Date.now();
+  session.authorized("/me").catch(() => {}); // an ended session already went to the login form
+}
+
+session.onChange(onSessionChange);
+document.addEventListener("visibilitychange", recheck);
+authView.wire();
+notes.wire();
+account.wire();
+byId("logout").addEventListener("click", logOut);
+byId("splash-retry").addEventListener("click", start);
+window.addEventListener("hashchange", () => render());
+start();

@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import LiveSystemFactory
 from tests.e2e.flows import bearer, sign_up_and_log_in
+from tests.e2e.servers import LiveSystem
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +46,16 @@ async def _revoke_refresh_token(
     assert revoked.status_code == 200, revoked.text
 
 
+@pytest.fixture(scope="module")
+def polling_system(module_system_factory: LiveSystemFactory) -> LiveSystem:
+    """One system for the polling tests (each signs up a user of its own)."""
+    return module_system_factory(resource={"RESOURCE_REVOCATION_POLL_INTERVAL": str(POLL_INTERVAL)})
+
+
 async def test_revoked_session_is_refused_within_poll_interval_plus_one_second(
-    live_system_factory: LiveSystemFactory,
+    polling_system: LiveSystem,
 ) -> None:
-    system = live_system_factory(resource={"RESOURCE_REVOCATION_POLL_INTERVAL": str(POLL_INTERVAL)})
+    system = polling_system
     async with httpx.AsyncClient(timeout=10) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
         me = f"{system.resource.url}/me"
@@ -61,9 +68,9 @@ async def test_revoked_session_is_refused_within_poll_interval_plus_one_second(
 
 
 async def test_logout_everywhere_is_refused_at_resource_server(
-    live_system_factory: LiveSystemFactory,
+    polling_system: LiveSystem,
 ) -> None:
-    system = live_system_factory(resource={"RESOURCE_REVOCATION_POLL_INTERVAL": str(POLL_INTERVAL)})
+    system = polling_system
     async with httpx.AsyncClient(timeout=10) as http:
         tokens = await sign_up_and_log_in(http, system.auth.url)
         me = f"{system.resource.url}/me"

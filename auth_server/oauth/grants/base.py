@@ -1,25 +1,25 @@
-"""What every grant handler receives and returns."""
+"""What every grant receives and returns."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.persistence.models import Client
-
-if TYPE_CHECKING:
-    from auth_server.context import AuthContext
+from auth_server.oauth.clients import ClientRecord
 
 
 @dataclass(frozen=True, slots=True)
 class TokenRequest:
     params: Mapping[str, str]  # the form, each parameter present once (RFC 6749 §3.2)
-    client: Client  # already authenticated
+    client: ClientRecord  # already authenticated
     ip: str | None
     user_agent: str | None
 
 
-GrantHandler = Callable[["AuthContext", AsyncSession, TokenRequest], Awaitable[dict[str, Any]]]
+class Grant(Protocol):
+    """One grant type: the RFC 6749 §5.1 response body, or an OAuthError."""
+
+    async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]: ...

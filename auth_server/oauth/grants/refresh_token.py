@@ -2,35 +2,73 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.oauth.errors import InvalidGrant, InvalidRequest
+from auth_server.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
 from auth_server.oauth.grants.base import TokenRequest
+from auth_server.oauth.limits import SessionLimits
 from auth_server.oauth.scopes import parse_scope
-from auth_server.sessions.service import RefreshFailed, rotate
+from auth_server.oauth.tokens import TokenIssuer, token_response
+from auth_server.sessions.repository import SessionRecord
+from auth_server.sessions.service import (
+    RefreshFailed,
+    RotationPlan,
+    ScopeWidened,
+    SessionService,
+)
 
-if TYPE_CHECKING:
-    from auth_server.context import AuthContext
 
+class RefreshTokenGrant:
+    """Besides RFC 6749's parameters it takes `sid`, an extension for relays: a resource server
+    refreshing on its caller's behalf names the session of the caller's expired access token,
+    and a refresh token of any other session is refused without being spent."""
 
-async def refresh_token_grant(
-    ctx: AuthContext, db: AsyncSession, req: TokenRequest
-) -> dict[str, Any]:
-    token = req.params.get("refresh_token")
-    if not token:
-        raise InvalidRequest("refresh_token is required")
-    try:
-        return await rotate(
-            ctx,
-            db,
-            token=token,
-            client_id=req.client.id,
-            requested_scope=parse_scope(req.params.get("scope")),
-            ip=req.ip,
-            user_agent=req.user_agent,
-        )
-    except RefreshFailed:
-        # One answer for every failure: unknown, ended, reused or another client's token.
-        raise InvalidGrant("the refresh token is invalid, expired or revoked") from None
+    def __init__(
+        self, *, sessions: SessionService, tokens: TokenIssuer, limits: SessionLimits
+    ) -> None:
+        self._sessions = sessions
+        self._tokens = tokens
+        self._limits = limits
+
+    async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]:
+        token = req.params.get("refresh_token")
+        if not token:
+            raise InvalidRequest("refresh_token is required")
+        requested = parse_scope(req.params.get("scope"))
+        await self._limits.client(req.client.id, req.ip)
+
+        async def admit(session: SessionRecord) -> None:
+            await self._limits.session(session.id)
+
+        async def answer_for(
+            plan: RotationPlan, tx: AsyncSession | None
+        ) -> tuple[dict[str, Any], str]:
+            session = plan.session
+            access = await self._tokens.issue_access_token(
+                tx,
+                sub=session.user_id,
+                client_id=session.client_id,
+                scope=plan.scope,
+                sid=session.id,
+            )
+            return token_response(access, plan.refresh_token), access.kid
+
+        try:
+            return await self._sessions.rotate(
+                db,
+                token=token,
+                client_id=req.client.id,
+                requested_scope=requested,
+                ip=req.ip,
+                user_agent=req.user_agent,
+                answer_for=answer_for,
+                expected_session=req.params.get("sid"),
+                admit=admit,
+            )
+        except RefreshFailed:
+            # One answer for every failure: unknown, ended, reused or another client's token.
+            raise InvalidGrant("the refresh token is invalid, expired or revoked") from None
+        except ScopeWidened:
+            raise InvalidScope("the requested scope exceeds the session's scope") from None

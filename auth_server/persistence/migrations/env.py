@@ -1,10 +1,11 @@
+"""Alembic's environment: the URL comes from the caller (tests, `migrate`) or the settings."""
+
 from auth_server.persistence.models import Base
-from shared.migrations_env import run_env
+from auth_server.settings import AuthSettings
+from shared.service.migrations_env import run_env
 
 
 def _default_url() -> str:
-    from auth_server.settings import AuthSettings
-
     return AuthSettings().database_url
 
 

@@ -1,10 +1,11 @@
+"""Alembic's environment: the URL comes from the caller (tests, `migrate`) or the settings."""
+
 from resource_server.persistence.models import Base
-from shared.migrations_env import run_env
+from resource_server.settings import ResourceSettings
+from shared.service.migrations_env import run_env
 
 
 def _default_url() -> str:
-    from resource_server.settings import ResourceSettings
-
     return ResourceSettings().database_url
 
 

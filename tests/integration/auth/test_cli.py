@@ -50,13 +50,17 @@ def test_migrate_recreates_a_missing_web_client(cli_env: dict[str, str]) -> None
         pytest.skip("checked on the SQLite file directly")
     path = url.split("///", 1)[1]
     with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM clients WHERE id = 'web'")
+        conn.execute("DELETE FROM clients WHERE id IN ('web', 'web-page')")
     assert runner.invoke(app, ["migrate"]).exit_code == 0
     with sqlite3.connect(path) as conn:
-        row = conn.execute(
-            "SELECT grant_types, scopes, secret_hash FROM clients WHERE id = 'web'"
-        ).fetchone()
-    assert row == ("password refresh_token", "notes:read notes:write", None)
+        rows = conn.execute(
+            "SELECT id, grant_types, scopes, secret_hash, refresh_in_cookie FROM clients "
+            "WHERE id IN ('web', 'web-page') ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        ("web", "password refresh_token", "notes:read notes:write admin", None, 0),
+        ("web-page", "password refresh_token", "notes:read notes:write", None, 1),
+    ]
 
 
 def test_users_create_reads_the_password_from_stdin(cli_env: dict[str, str]) -> None:

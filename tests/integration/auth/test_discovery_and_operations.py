@@ -140,12 +140,12 @@ async def test_unknown_user_and_wrong_password_take_the_same_time(auth_settings:
 
         await attempt("timed")  # warm-up
         known, unknown = [], []
-        for _ in range(15):
+        for _ in range(9):  # interleaved, so that load on the machine hits both alike
             for name, bucket in (("timed", known), ("nobody-here", unknown)):
                 elapsed, response = await attempt(name)
                 assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
                 bucket.append(elapsed)
-        ratio = sorted(unknown)[7] / sorted(known)[7]
+        ratio = sorted(unknown)[4] / sorted(known)[4]
         assert 0.75 <= ratio <= 1.25, ratio
 
 
@@ -212,21 +212,57 @@ async def test_password_hashes_are_upgraded_when_the_parameters_change(auth_sett
     stronger = auth_settings.model_copy(update={"password_hash_time_cost": 2})
     async with running_app(stronger) as client:
         assert (await login(client, "upgrader")).status_code == 200
-        ctx = client.app.state.ctx  # type: ignore[attr-defined]
-        async with ctx.session_maker() as db:
+        state = client.app.state.auth  # type: ignore[attr-defined]
+        async with state.session_maker() as db:
             stored = await db.scalar(select(User.password_hash).where(User.username == "upgrader"))
     assert stored is not None and "t=2" in stored
 
 
-async def test_an_unreachable_rate_limit_store_fails_closed_with_503(auth_settings: Any) -> None:
+async def test_with_redis_down_logins_are_counted_in_the_database(auth_settings: Any) -> None:
+    """Issue 12: nobody could log in while Redis was down (the throttle failed closed). The
+    attempt counters now fall back to the database, and keep counting."""
     from tests.e2e.servers import free_port
     from tests.integration.auth.conftest import login, register
     from tests.integration.sessions.conftest import running_app
 
+    down = auth_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "login_failure_limit": 2}
+    )
+    async with running_app(down) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["checks"] == {"database": True, "signing_key": True, "redis": False}
+        await register(client, "storeless")
+        assert (await login(client, "storeless")).status_code == 200
+        for _ in range(2):
+            assert (
+                await login(client, "storeless", password="wrong password 1")
+            ).status_code == 400
+        assert (await login(client, "storeless")).status_code == 429
+
+
+async def test_with_no_counter_reachable_logins_fail_closed_with_503(auth_settings: Any) -> None:
+    from auth_server.ratelimit import AttemptCounter
+    from tests.integration.auth.conftest import login, register
+    from tests.integration.sessions.conftest import running_app
+
+    class Unreachable:
+        async def incr(self, *args: Any, **kw: Any) -> int:
+            raise ConnectionError("no counter store")
+
+        async def get_expiry(self, *args: Any, **kw: Any) -> float:
+            raise ConnectionError("no counter store")
+
+        async def clear(self, *args: Any, **kw: Any) -> None:
+            raise ConnectionError("no counter store")
+
+        async def aclose(self) -> None:
+            pass
+
     async with running_app(auth_settings) as client:
         await register(client, "storeless")
-    down = auth_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    async with running_app(down) as client:
+        throttle = client.app.state.auth.throttle  # type: ignore[attr-defined]
+        throttle._counter = AttemptCounter(Unreachable())
         response = await login(client, "storeless")
         assert response.status_code == 503
         assert response.json()["error"] == "temporarily_unavailable"

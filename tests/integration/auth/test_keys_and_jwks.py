@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from auth_server.keys import crypto
 from auth_server.keys.store import KeyNotFound, KeyStore, RotationRefused
 from auth_server.persistence.models import AuditEvent, Revocation, SigningKey
 from auth_server.settings import AuthSettings
-from shared.db import create_engine, create_session_maker
+from shared.service.db import create_engine, create_session_maker
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -44,6 +44,10 @@ async def _states(session_maker: Any) -> dict[str, str]:
 async def test_ensure_keys_is_idempotent_and_safe_when_replicas_race(
     session_maker: Any, auth_settings: AuthSettings
 ) -> None:
+    async with session_maker() as db:  # the template database comes with keys: start without
+        await db.execute(delete(SigningKey))
+        await db.commit()
+    assert await _states(session_maker) == {}
     stores = [KeyStore(session_maker, auth_settings) for _ in range(4)]
     await asyncio.gather(*(s.ensure_keys() for s in stores))
     await stores[0].ensure_keys()
@@ -98,10 +102,11 @@ async def test_a_next_key_younger_than_the_jwks_lifetime_is_not_promoted(
 async def test_emergency_rotation_retires_the_active_key_and_feeds_the_revocation(
     session_maker: Any, auth_settings: AuthSettings
 ) -> None:
-    from auth_server.sessions.revocation import kid_retired_hook
+    from auth_server.revocations import RevocationPublisher
+    from auth_server.state import build_key_store
 
-    store = KeyStore(session_maker, auth_settings)  # the young next key is promoted anyway
-    store.on_key_retired = kid_retired_hook(session_maker, auth_settings, None)
+    # The young next key is promoted anyway.
+    store = build_key_store(auth_settings, session_maker, RevocationPublisher(None, "unused"))
     await store.ensure_keys()
     old = (await store.signing_key()).kid
     result = await store.rotate(emergency=True)

@@ -196,7 +196,7 @@ async def test_a_revoked_session_is_refused_even_from_the_cache(
 
     token = issue(sub="bob")
     assert (await api.get("/me", headers=auth(token))).status_code == 200
-    resource_app.state.denylist.add_sid("sid-bob", time.time() + 60)
+    resource_app.state.resource.denylist.add_sid("sid-bob", time.time() + 60)
     refused = await api.get("/me", headers=auth(token))
     assert refused.status_code == 401 and "revoked" in refused.headers["WWW-Authenticate"]
 
@@ -213,7 +213,12 @@ async def test_health_readiness_metrics_and_openapi(
     assert flow["tokenUrl"] == f"{resource_settings.issuer}/token"
     assert set(flow["scopes"]) == {"notes:read", "notes:write"}
     docs = await api.get("/docs")
-    assert docs.status_code == 200 and '"clientId": "web"' in docs.text
+    assert docs.status_code == 200 and 'data-client-id="web"' in docs.text
+    # From our own origin (no CDN), and with no inline script: the strict CSP allows it.
+    assert "cdn." not in docs.text and "<script>" not in docs.text
+    assert "script-src 'self'" in docs.headers["Content-Security-Policy"]
+    for asset in ("/docs-assets/swagger/swagger-ui-bundle.js", "/docs-assets/swagger-init.js"):
+        assert (await api.get(asset)).status_code == 200
 
 
 async def test_the_web_page_and_its_configuration(
@@ -224,3 +229,89 @@ async def test_the_web_page_and_its_configuration(
     config = (await api.get("/web-config.json")).json()
     assert config["token_endpoint"] == f"{resource_settings.issuer}/token"
     assert (await api.get("/static/app.js")).status_code == 200
+
+
+async def test_hostile_cursors_and_nul_text_are_4xx_never_500(
+    api: httpx.AsyncClient, issue: Issue
+) -> None:
+    """Issue 9: `/notes?cursor=bjrCsg` (base64 of "n:²") and U+0000 in a note (PostgreSQL
+    refuses it) were 500s."""
+    headers = auth(issue())
+    for cursor in ("bjrCsg", "n:1", "%%%", "bjoxMjM0NTY3ODkwMTIzNDU2Nzg5"):
+        response = await api.get("/notes", params={"cursor": cursor}, headers=headers)
+        assert response.status_code == 400, cursor
+    for body in ({"title": "a\x00b"}, {"title": "ok", "body": "x\x00y"}):
+        response = await api.post("/notes", json=body, headers=headers)
+        assert response.status_code == 422, body
+    created = (await api.post("/notes", json={"title": "fine"}, headers=headers)).json()
+    patched = await api.patch(f"/notes/{created['id']}", json={"body": "\x00"}, headers=headers)
+    assert patched.status_code == 422
+
+
+async def test_every_response_carries_the_security_headers(
+    api: httpx.AsyncClient, issue: Issue
+) -> None:
+    for response in (
+        await api.get("/healthz"),
+        await api.get("/notes"),  # 401
+        await api.get("/notes/nope", headers=auth(issue())),  # 404
+        await api.get("/"),  # the web page
+    ):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
+    page = await api.get("/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "connect-src 'self' http://127.0.0.1:8000" in policy  # the auth server, for the page
+    assert "Content-Security-Policy" not in (await api.get("/healthz")).headers
+
+
+async def test_no_cross_origin_access_unless_origins_are_configured(
+    api: httpx.AsyncClient, issue: Issue
+) -> None:
+    # The page is served by this server (same origin): by default no origin is let in.
+    preflight = await api.options(
+        "/notes",
+        headers={"Origin": "https://notes.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    simple = await api.get("/me", headers=auth(issue()) | {"Origin": "https://notes.example"})
+    assert simple.status_code == 200 and "Access-Control-Allow-Origin" not in simple.headers
+
+
+async def test_configured_origins_get_cors_with_the_refresh_headers_exposed(
+    resource_settings: Any, signing_key: Any, issue: Issue
+) -> None:
+    from resource_server.main import create_app
+    from shared.keys import StaticKeySet, VerificationKey
+    from tests.integration.resource.conftest import KID
+
+    settings = resource_settings.model_copy(update={"cors_origins": ["https://notes.example"]})
+    keys = StaticKeySet([VerificationKey(KID, signing_key.public_key(), "RS256")])
+    app = create_app(settings, key_source=keys, revocation_feed=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api,
+    ):
+        preflight = await api.options(
+            "/notes",
+            headers={
+                "Origin": "https://notes.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, refresh-token",
+            },
+        )
+        other = await api.options(
+            "/notes",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        simple = await api.get("/me", headers=auth(issue()) | {"Origin": "https://notes.example"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://notes.example"
+    assert "Access-Control-Allow-Credentials" not in preflight.headers  # bearer tokens, no cookies
+    assert "Access-Control-Allow-Origin" not in other.headers
+    exposed = simple.headers["Access-Control-Expose-Headers"].lower()
+    assert "new-access-token" in exposed and "www-authenticate" in exposed

@@ -21,7 +21,12 @@ async def test_not_ready_until_a_key_set_is_loaded(resource_settings: Any) -> No
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             ready = await client.get("/readyz")
-            assert ready.status_code == 503 and ready.json()["checks"] == {"key_set": False}
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {
+                "key_set": False,
+                "revocations": True,
+                "database": True,
+            }
             assert (await client.get("/healthz")).status_code == 200
             # No keys: every token is refused (fail closed), never a 500.
             me = await client.get("/me", headers={"Authorization": "Bearer a.b.c"})
@@ -33,10 +38,10 @@ async def test_transparent_refresh_can_be_turned_off(resource_settings: Any) -> 
         resource_settings.model_copy(update={"transparent_refresh": False}), revocation_feed=False
     )
     async with app.router.lifespan_context(app):
-        assert app.state.token_refresher is None
+        assert app.state.resource.refresher is None
     app = create_app(resource_settings, revocation_feed=False)
     async with app.router.lifespan_context(app):
-        assert app.state.token_refresher is not None
+        assert app.state.resource.refresher is not None
 
 
 def test_cli_migrate_and_bad_arguments(resource_settings: Any, monkeypatch: Any) -> None:
@@ -46,9 +51,10 @@ def test_cli_migrate_and_bad_arguments(resource_settings: Any, monkeypatch: Any)
     assert result.exit_code == 0, result.output
     assert runner.invoke(cli, ["serve", "--port", "x"]).exit_code == 2
     assert runner.invoke(cli, ["bogus"]).exit_code == 2
-    monkeypatch.setenv("RESOURCE_LEEWAY", "-5")
-    bad = runner.invoke(cli, ["migrate"])
-    assert bad.exit_code == 1 and "RESOURCE_LEEWAY" in bad.output
+    for leeway in ("-5", "120"):  # more than the auth server's 60 s margin is refused too
+        monkeypatch.setenv("RESOURCE_LEEWAY", leeway)
+        bad = runner.invoke(cli, ["migrate"])
+        assert bad.exit_code == 1 and "RESOURCE_LEEWAY" in bad.output
 
 
 async def test_an_unreachable_database_is_503_not_500(resource_settings: Any) -> None:
@@ -91,3 +97,19 @@ async def test_an_unreachable_database_is_503_not_500(resource_settings: Any) ->
             assert (
                 await client.get("/me", headers={"Authorization": f"Bearer {token}"})
             ).status_code == 200
+
+
+async def test_not_ready_while_the_database_is_away(resource_settings: Any, tmp_path: Any) -> None:
+    """Issue 12: the resource server said ready while its database was down."""
+    from shared.keys import StaticKeySet
+
+    gone = resource_settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none"}
+    )
+    app = create_app(gone, key_source=StaticKeySet([]), revocation_feed=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +12,6 @@ import pytest
 
 from auth_server.main import create_app
 from auth_server.settings import AuthSettings
-from shared.db import create_engine, create_session_maker
 from tests.integration.auth.conftest import PASSWORD, login, register
 
 __all__ = ["PASSWORD", "login", "register"]
@@ -27,8 +27,10 @@ async def refresh(client: httpx.AsyncClient, token: str, **form: str) -> httpx.R
 
 
 @asynccontextmanager
-async def running_app(settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def running_app(
+    settings: AuthSettings, clock: Callable[[], float] = time.time
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(
@@ -41,38 +43,24 @@ async def running_app(settings: AuthSettings) -> AsyncIterator[httpx.AsyncClient
 AppFactory = Callable[..., Any]
 
 
+class Clock:
+    """A clock a test moves by hand: `clock.advance(7)` instead of `sleep(7)`."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @pytest.fixture
 def app_with(auth_settings: AuthSettings) -> AppFactory:
     """`async with app_with(refresh_reuse_grace=1) as client:` an app with changed settings."""
 
-    def make(**changes: Any) -> Any:
-        return running_app(auth_settings.model_copy(update=changes))
+    def make(clock: Callable[[], float] = time.time, **changes: Any) -> Any:
+        return running_app(auth_settings.model_copy(update=changes), clock)
 
     return make
-
-
-@pytest.fixture
-async def db(auth_settings: AuthSettings) -> AsyncIterator[Any]:
-    engine = create_engine(auth_settings.database_url)
-    async with create_session_maker(engine)() as session:
-        yield session
-    await engine.dispose()
-
-
-@pytest.fixture
-async def admin_tokens(auth_app: Any, auth_client: httpx.AsyncClient) -> dict[str, Any]:
-    from auth_server.users.service import register as register_user
-
-    ctx = auth_app.state.ctx
-    async with ctx.session_maker() as session:
-        await register_user(
-            session,
-            ctx.passwords,
-            username="root-admin",
-            email="root-admin@example.com",
-            password=PASSWORD,
-            is_admin=True,
-        )
-    response = await login(auth_client, "root-admin")
-    assert response.status_code == 200
-    return dict(response.json())

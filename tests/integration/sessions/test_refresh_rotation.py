@@ -103,12 +103,12 @@ async def test_unknown_missing_and_foreign_refresh_tokens_are_refused(
     )
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
     from auth_server.oauth.clients import create_client
+    from shared.service.db import transaction
 
-    ctx = auth_app.state.ctx
-    async with ctx.session_maker() as session:
+    state = auth_app.state.auth
+    async with transaction(state.session_maker) as session:
         await create_client(
             session,
-            ctx.passwords,
             client_id="other-app",
             confidential=False,
             grant_types=["password", "refresh_token"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -12,7 +11,14 @@ import pytest
 from sqlalchemy import update
 
 from auth_server.persistence.models import Revocation
-from tests.integration.sessions.conftest import AppFactory, bearer, login, refresh, register
+from tests.integration.sessions.conftest import (
+    AppFactory,
+    Clock,
+    bearer,
+    login,
+    refresh,
+    register,
+)
 
 
 async def _introspect(
@@ -93,7 +99,8 @@ async def test_introspection_of_every_state(
     app_with: AppFactory, auth_app: Any, confidential_client: tuple[str, str]
 ) -> None:
     creds = confidential_client
-    async with app_with(access_token_ttl=1) as client:
+    clock = Clock()
+    async with app_with(clock, access_token_ttl=1) as client:
         user = await register(client)
         tokens = (await login(client, user["username"])).json()
         active = await _introspect(client, creds, tokens["access_token"])
@@ -113,7 +120,7 @@ async def test_introspection_of_every_state(
             "active": False
         }  # used
 
-        await asyncio.sleep(6.2)  # past the 1 s lifetime plus the auth server's 5 s clock skew
+        clock.advance(6.2)  # past the 1 s lifetime plus the auth server's 5 s clock skew
         assert (await _introspect(client, creds, rotated["access_token"])) == {
             "active": False
         }  # expired
@@ -168,8 +175,9 @@ async def test_feed_cursor_advances_and_expired_events_are_not_served(
     page = (await auth_client.get("/revocations", params={"since": "0"})).json()
     assert [e["type"] for e in page["events"]] == ["sid"] * 3
     event = page["events"][0]
-    assert set(event) == {"id", "type", "value", "not_before", "expires_at"}
+    assert set(event) == {"id", "type", "value", "not_before", "expires_at", "revoked_at"}
     assert event["expires_at"] > dt.datetime.now(dt.UTC).timestamp()
+    assert event["revoked_at"] < dt.datetime.now(dt.UTC).timestamp() - 9
     assert page["cursor"] == str(page["events"][-1]["id"])
     assert (await auth_client.get("/revocations", params={"since": page["cursor"]})).json()[
         "events"

@@ -8,8 +8,14 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from auth_server.persistence.models import LoginSession, RefreshToken, Revocation
-from auth_server.sessions.sweeper import sweep_once
+from auth_server.persistence.models import (
+    AuditEvent,
+    LoginSession,
+    RateLimitCounter,
+    RefreshToken,
+    Revocation,
+)
+from auth_server.persistence.sweeper import sweep_once
 from tests.integration.sessions.conftest import PASSWORD, bearer, login, refresh, register
 
 
@@ -162,6 +168,8 @@ async def test_admin_endpoints_are_forbidden_to_other_users(
         response = await auth_client.request(method, path, headers=headers)
         assert response.status_code == 403, path
         assert response.headers["content-type"].startswith("application/problem+json")
+        assert 'error="insufficient_scope", ' in response.headers["WWW-Authenticate"]
+        assert 'scope="admin"' in response.headers["WWW-Authenticate"]
 
 
 async def test_password_change_ends_every_other_session(auth_client: httpx.AsyncClient) -> None:
@@ -229,10 +237,33 @@ async def test_sweeper_purges_only_what_expired(
     await db.execute(
         update(RefreshToken).where(RefreshToken.used_at.is_not(None)).values(used_at=past)
     )
+    # Audit events past AUTH_AUDIT_RETENTION_DAYS (90), and an attempt counter whose window ended.
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=91)
+    await db.execute(update(AuditEvent).where(AuditEvent.user_id == gone["id"]).values(at=old))
+    aged = await db.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.user_id == gone["id"])
+    )
+    kept_events = await db.scalar(select(func.count()).select_from(AuditEvent)) - aged
+    db.add(RateLimitCounter(key="expired-window", count=3, window_end=past.timestamp()))
+    db.add(
+        RateLimitCounter(
+            key="open-window", count=1, window_end=dt.datetime.now(dt.UTC).timestamp() + 600
+        )
+    )
     await db.commit()
 
-    counts = await sweep_once(auth_app.state.ctx.session_maker, auth_settings)
-    assert counts == {"sessions": 1, "revocations": 1, "grace_answers": 1}
+    counts = await sweep_once(auth_app.state.auth.session_maker, auth_settings)
+    assert counts == {
+        "sessions": 1,
+        "revocations": 1,
+        "audit_events": aged,
+        "rate_limit_counters": 1,
+        "grace_answers": 1,
+    }
+    assert aged >= 2  # the sign-up and the login at least
+    assert await db.scalar(select(func.count()).select_from(AuditEvent)) == kept_events
+    keys = set((await db.scalars(select(RateLimitCounter.key))).all())
+    assert "open-window" in keys and "expired-window" not in keys
     assert await db.scalar(select(func.count()).select_from(LoginSession)) == 1
     assert await db.scalar(select(func.count()).select_from(Revocation)) == 0
     assert (

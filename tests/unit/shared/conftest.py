@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,28 @@ AUDIENCE = "notes-api"
 KID = "key-1"
 
 TokenFactory = Callable[..., str]
+
+
+class RecordingMetrics:
+    """A `shared.metrics.Metrics` hook that counts what it is told."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[tuple[str, ...]] = collections.Counter()
+
+    def token_refused(self, reason: str) -> None:
+        self.counts["refused", reason] += 1
+
+    def jwks_fetched(self, outcome: str) -> None:
+        self.counts["jwks", outcome] += 1
+
+    def jwks_stale_served(self) -> None:
+        self.counts["stale",] += 1
+
+    def revocations_applied(self, source: str, count: int) -> None:
+        self.counts["applied", source] += count
+
+    def revocation_feed_failed(self) -> None:
+        self.counts["feed_failed",] += 1
 
 
 @pytest.fixture(scope="session")

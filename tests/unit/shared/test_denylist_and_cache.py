@@ -22,7 +22,7 @@ class Clock:
 
 def token_claims(**overrides: object) -> AccessTokenClaims:
     values: dict[str, object] = {"iat": 999_000, "exp": 1_001_000} | overrides
-    return AccessTokenClaims.model_validate(claims(**values))
+    return AccessTokenClaims.from_payload(claims(**values))
 
 
 def test_each_kind_of_entry_revokes_until_it_expires() -> None:
@@ -61,9 +61,11 @@ def test_entries_already_expired_are_not_added_and_the_list_stays_bounded() -> N
     for i in range(250):
         deny.add_jti(f"j{i}", clock.now + 1000 + i)
     assert len(deny) == 100
-    # The entries that expire last are the ones kept.
+    # The entries that expire last are the ones kept; an evicted one is still refused, by the
+    # floor that replaced it (issue 8: refuse rather than forget).
     assert deny.check(token_claims(jti="j249"), None) == "token revoked"
-    assert deny.check(token_claims(jti="j0"), None) is None
+    assert deny.check(token_claims(jti="j0"), None) is not None
+    assert deny.check(token_claims(jti="j0", iat=int(clock.now) + 1), None) is None
 
 
 def test_apply_takes_feed_events_and_refuses_malformed_ones() -> None:

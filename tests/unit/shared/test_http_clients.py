@@ -123,9 +123,9 @@ async def test_the_feed_client_applies_events_and_follows_the_cursor() -> None:
         assert route.calls[2].request.url.params["since"] == "2"
     from shared.claims import AccessTokenClaims
 
-    assert deny.check(AccessTokenClaims.model_validate(claims(sid="s1")), None) == "session ended"
+    assert deny.check(AccessTokenClaims.from_payload(claims(sid="s1")), None) == "session ended"
     assert (
-        deny.check(AccessTokenClaims.model_validate(claims(jti="j2", sid=None)), None)
+        deny.check(AccessTokenClaims.from_payload(claims(jti="j2", sid=None)), None)
         == "token revoked"
     )
 
@@ -174,3 +174,41 @@ async def test_the_poll_loop_survives_errors() -> None:
                 await asyncio.sleep(0.01)
             await feed.aclose()
     assert feed.synced and len(deny) == 1
+
+
+async def test_a_relayed_refresh_names_the_session_and_passes_on_the_caller() -> None:
+    with respx.mock() as router:
+        route = router.post(TOKEN_URL).respond(json=PAIR)
+        async with httpx.AsyncClient() as http:
+            refresher = TransparentRefresher(http=http, token_endpoint=TOKEN_URL)
+            await refresher.refresh(
+                "old", "web", session_id="sid-1", client_ip="198.51.100.7", user_agent="Phone/2"
+            )
+        request = route.calls[0].request
+        assert parse_qs(request.content.decode())["sid"] == ["sid-1"]
+        assert request.headers["X-Forwarded-For"] == "198.51.100.7"
+        assert request.headers["User-Agent"] == "Phone/2"
+
+
+async def test_only_requests_of_one_party_share_an_exchange() -> None:
+    """Two callers presenting the same refresh token are two exchanges: the auth server decides
+    (a replay from another party is reuse), never the relay's cache."""
+    with respx.mock() as router:
+        route = router.post(TOKEN_URL).respond(json=PAIR)
+        async with httpx.AsyncClient() as http:
+            refresher = TransparentRefresher(http=http, token_endpoint=TOKEN_URL)
+            await refresher.refresh("old", "web", session_id="s", client_ip="1.1.1.1")
+            await refresher.refresh("old", "web", session_id="s", client_ip="1.1.1.1")
+            await refresher.refresh("old", "web", session_id="s", client_ip="6.6.6.6")
+        assert route.call_count == 2
+
+
+async def test_the_feed_client_authenticates_where_the_feed_is_not_open() -> None:
+    with respx.mock() as router:
+        route = router.get(FEED_URL).respond(json={"events": [], "cursor": "0"})
+        async with httpx.AsyncClient() as http:
+            feed = RevocationFeedClient(
+                Denylist(), http=http, feed_url=FEED_URL, auth=("notes-api", "s3cret")
+            )
+            await feed.poll_once()
+        assert route.calls[0].request.headers["Authorization"].startswith("Basic ")

@@ -15,9 +15,8 @@ import respx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.jwks import RemoteKeySet
-from shared.metrics import jwks_stale_served
 from shared.verification import TokenVerifier
-from tests.unit.shared.conftest import AUDIENCE, ISSUER, TokenFactory
+from tests.unit.shared.conftest import AUDIENCE, ISSUER, RecordingMetrics, TokenFactory
 
 META_URL = f"{ISSUER}/.well-known/oauth-authorization-server"
 JWKS_URL = f"{ISSUER}/.well-known/jwks.json"
@@ -149,12 +148,12 @@ async def test_stale_keys_keep_verifying_during_an_outage(
         httpx.Response(200, text="<html>garbage</html>"),
     ]
     clock = Clock()
-    stale = jwks_stale_served()
+    metrics = RecordingMetrics()
     async with httpx.AsyncClient() as http:
-        keys = make_set(clock, http)
+        keys = make_set(clock, http, metrics=metrics)
         verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_source=keys)
         assert (await verifier.verify(make_token())).sub == "user-1"
-        before = stale._value.get()
+        assert metrics.counts["stale",] == 0 and metrics.counts["jwks", "ok"] == 1
         clock.now += 61
         assert (await verifier.verify(make_token())).sub == "user-1"
         await asyncio.sleep(0.01)  # the refresh beside the request fails: connect error
@@ -163,7 +162,7 @@ async def test_stale_keys_keep_verifying_during_an_outage(
         await asyncio.sleep(0.01)  # and again: garbage
         assert (await verifier.verify(make_token())).sub == "user-1"
         assert route.call_count == 3
-        assert stale._value.get() == before + 2
+        assert metrics.counts["stale",] == 2 and metrics.counts["jwks", "error"] == 2
 
 
 async def test_the_last_good_set_survives_a_restart_during_an_outage(

@@ -17,9 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared.errors import TokenError
 from shared.keys import StaticKeySet, VerificationKey
-from shared.metrics import verification_failures
 from shared.verification import TokenVerifier
-from tests.unit.shared.conftest import AUDIENCE, ISSUER, KID, TokenFactory, claims
+from tests.unit.shared.conftest import (
+    AUDIENCE,
+    ISSUER,
+    KID,
+    RecordingMetrics,
+    TokenFactory,
+    claims,
+)
 
 
 def b64(data: bytes) -> str:
@@ -277,10 +283,12 @@ async def test_garbage_is_malformed(verifier: TokenVerifier, token: str) -> None
     assert await refused(verifier, token) in ("malformed", "bad_typ")
 
 
-async def test_failures_are_counted_by_reason(
-    verifier: TokenVerifier, make_token: TokenFactory
+async def test_failures_are_reported_to_the_metrics_hook_by_reason(
+    key_set: StaticKeySet, make_token: TokenFactory
 ) -> None:
-    counter = verification_failures().labels(reason="bad_audience")
-    before = counter._value.get()
+    metrics = RecordingMetrics()
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, key_source=key_set, metrics=metrics)
     await refused(verifier, make_token(aud="x"))
-    assert counter._value.get() == before + 1
+    await refused(verifier, make_token(aud="x"))
+    await refused(verifier, make_token(iss="someone-else"))
+    assert metrics.counts == {("refused", "bad_audience"): 2, ("refused", "bad_issuer"): 1}

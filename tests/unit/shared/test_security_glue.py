@@ -8,14 +8,9 @@ import pytest
 from fastapi import FastAPI, Security
 
 from shared.claims import AccessTokenClaims
-from shared.problem import NotFound, install_problem_handlers
+from shared.fastapi import BearerAuth, install_bearer_handlers, set_token_url
 from shared.refresh import AuthServerUnavailable, RefreshRejected, TokenPair
-from shared.security import (
-    BearerAuth,
-    install_bearer_handlers,
-    install_token_headers,
-    set_token_url,
-)
+from shared.service.problem import NotFound, install_problem_handlers
 from shared.verification import TokenVerifier
 from tests.unit.shared.conftest import TokenFactory
 
@@ -23,13 +18,15 @@ from tests.unit.shared.conftest import TokenFactory
 class FakeRefresher:
     """Stands in for the auth server's token endpoint (the HTTP client is tested with respx)."""
 
+    retry_after = 5
+
     def __init__(self, make_token: TokenFactory, outcome: str = "ok") -> None:
         self.make_token = make_token
         self.outcome = outcome
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def refresh(self, refresh_token: str, client_id: str) -> TokenPair:
-        self.calls.append((refresh_token, client_id))
+    async def refresh(self, refresh_token: str, client_id: str, **caller: Any) -> TokenPair:
+        self.calls.append((refresh_token, client_id, caller))
         if self.outcome == "rejected":
             raise RefreshRejected("400")
         if self.outcome == "down":
@@ -43,11 +40,10 @@ class FakeRefresher:
 
 
 def build_app(verifier: TokenVerifier, refresher: Any = None) -> FastAPI:
-    bearer = BearerAuth(realm="test-api", scopes={"notes:read": "read"})
+    bearer = BearerAuth(
+        verifier, realm="test-api", refresher=refresher, scopes={"notes:read": "read"}
+    )
     app = FastAPI()
-    app.state.token_verifier = verifier
-    app.state.token_refresher = refresher
-    install_token_headers(app)
     install_problem_handlers(app)
     install_bearer_handlers(app)
 
@@ -75,11 +71,12 @@ def build_app(verifier: TokenVerifier, refresher: Any = None) -> FastAPI:
 async def client(
     verifier: TokenVerifier, make_token: TokenFactory
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(verifier, FakeRefresher(make_token))
+    refresher = FakeRefresher(make_token)
+    app = build_app(verifier, refresher)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as c:
-        c.app = app  # type: ignore[attr-defined]
+        c.refresher = refresher  # type: ignore[attr-defined]
         yield c
 
 
@@ -142,14 +139,26 @@ async def test_an_expired_token_with_a_refresh_token_is_refreshed_transparently(
     plain = await client.get("/read", headers={"Authorization": f"Bearer {expired}"})
     assert plain.status_code == 401 and "expired" in plain.headers["WWW-Authenticate"]
     response = await client.get(
-        "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt-1"}
+        "/read",
+        headers={
+            "Authorization": f"Bearer {expired}",
+            "Refresh-Token": "rt-1",
+            "User-Agent": "Browser/1.0",
+        },
     )
     assert response.status_code == 200 and response.json()["jti"] == "fresh"
     assert response.headers["New-Refresh-Token"] == "rotated"
     assert response.headers["New-Access-Token-Expires-In"] == "900"
     assert response.headers["New-Access-Token"].count(".") == 2
     assert response.headers["Cache-Control"] == "no-store"
-    assert client.app.state.token_refresher.calls == [("rt-1", "web")]  # type: ignore[attr-defined]
+    # The relay names the expired token's session and passes on who the caller is.
+    assert client.refresher.calls == [  # type: ignore[attr-defined]
+        (
+            "rt-1",
+            "web",
+            {"session_id": "session-1", "client_ip": "127.0.0.1", "user_agent": "Browser/1.0"},
+        )
+    ]
 
 
 async def test_the_new_pair_is_delivered_even_when_the_route_fails(
@@ -215,3 +224,82 @@ async def test_the_openapi_document_declares_the_password_flow(client: httpx.Asy
     assert scheme["type"] == "oauth2"
     assert scheme["flows"]["password"]["tokenUrl"] == "https://auth.example.com/token"
     assert schema["paths"]["/read"]["get"]["security"] == [{"OAuth2": ["notes:read"]}]
+
+
+async def test_every_refused_refresh_gets_the_same_words(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    """Nothing in the answer tells an attacker that a refresh token is good (issue 8)."""
+
+    class OtherSession(FakeRefresher):
+        async def refresh(self, refresh_token: str, client_id: str, **caller: Any) -> TokenPair:
+            await super().refresh(refresh_token, client_id, **caller)
+            return TokenPair(make_token(sid="another-session"), "x", 900, "notes:read")
+
+    challenges = []
+    for refresher in (FakeRefresher(make_token, "rejected"), OtherSession(make_token)):
+        app = build_app(verifier, refresher)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            response = await client.get(
+                "/read",
+                headers={
+                    "Authorization": f"Bearer {make_token(exp=1000, iat=900)}",
+                    "Refresh-Token": "rt",
+                },
+            )
+        assert response.status_code == 401 and "New-Access-Token" not in response.headers
+        challenges.append(response.headers["WWW-Authenticate"])
+    assert challenges[0] == challenges[1]
+
+
+async def test_a_token_without_a_session_is_never_refreshed(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    refresher = FakeRefresher(make_token)
+    app = build_app(verifier, refresher)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        response = await client.get(
+            "/read",
+            headers={
+                "Authorization": f"Bearer {make_token(exp=1000, iat=900, sid=None)}",
+                "Refresh-Token": "rt",
+            },
+        )
+    assert response.status_code == 401 and refresher.calls == []
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted", "expected"),
+    [("10.1.2.3", "10.0.0.0/8", "198.51.100.7"), ("10.1.2.3", "", "10.1.2.3")],
+)
+async def test_the_callers_address_is_passed_on_only_from_trusted_proxies(
+    verifier: TokenVerifier, make_token: TokenFactory, peer: str, trusted: str, expected: str
+) -> None:
+    from shared.forwarding import parse_networks
+
+    refresher = FakeRefresher(make_token)
+    bearer = BearerAuth(verifier, refresher=refresher, trusted_proxies=parse_networks([trusted]))
+    app = FastAPI()
+    install_bearer_handlers(app)
+
+    @app.get("/read")
+    async def read(claims: Annotated[AccessTokenClaims, Security(bearer)]) -> dict[str, str]:
+        return {"sub": claims.sub}
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(peer, 4000)), base_url="http://test"
+    ) as client:
+        response = await client.get(
+            "/read",
+            headers={
+                "Authorization": f"Bearer {make_token(exp=1000, iat=900)}",
+                "Refresh-Token": "rt",
+                "X-Forwarded-For": "198.51.100.7",
+            },
+        )
+    assert response.status_code == 200
+    assert refresher.calls[0][2]["client_ip"] == expected

@@ -5,7 +5,6 @@ Revises:
 Create Date: 2026-11-24 02:50:43.680526
 """
 
-import datetime
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -162,30 +161,8 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_refresh_tokens_session_id"), ["session_id"], unique=False
         )
-
-    # The public client `web` (CONTRACT §2): password and refresh_token grants, the notes scopes.
-    clients = sa.table(
-        "clients",
-        sa.column("id", sa.String),
-        sa.column("secret_hash", sa.String),
-        sa.column("is_confidential", sa.Boolean),
-        sa.column("grant_types", sa.Text),
-        sa.column("scopes", sa.Text),
-        sa.column("created_at", sa.DateTime(timezone=True)),
-    )
-    op.bulk_insert(
-        clients,
-        [
-            {
-                "id": "web",
-                "secret_hash": None,
-                "is_confidential": False,
-                "grant_types": "password refresh_token",
-                "scopes": "notes:read notes:write",
-                "created_at": datetime.datetime.now(datetime.UTC),
-            }
-        ],
-    )
+    # Seeded clients (`web`) are created after the migrations by
+    # auth_server.provision (one definition: auth_server.oauth.clients.SEEDED_CLIENTS).
 
 
 def downgrade() -> None:

@@ -1,0 +1,206 @@
+"""The auth server's running parts, built and closed by the lifespan (`AuthState.open`).
+
+This is the composition root's inventory: only `api/deps.py` reads it, to hand each route the
+one collaborator it uses. Services and grants receive their own collaborators when they are
+built here; none of them ever sees this object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from auth_server import audit
+from auth_server.keys.notifications import KeyChangeChannel, key_change_channel
+from auth_server.keys.store import KeyStore
+from auth_server.oauth.clients import ClientAuthenticator, ClientDirectory
+from auth_server.oauth.grants import (
+    ClientCredentialsGrant,
+    Grant,
+    PasswordGrant,
+    RefreshTokenGrant,
+)
+from auth_server.oauth.introspection import TokenIntrospection
+from auth_server.oauth.limits import SessionLimits
+from auth_server.oauth.revocation import TokenRevocation
+from auth_server.oauth.tokens import TokenIssuer
+from auth_server.ratelimit import (
+    AttemptCounter,
+    RateLimiter,
+    open_counter_store,
+    open_storage,
+)
+from auth_server.redis_client import open_redis
+from auth_server.revocations import RevocationKind, RevocationPublisher
+from auth_server.sessions.grace import GraceCipher
+from auth_server.sessions.service import SessionService
+from auth_server.settings import AuthSettings
+from auth_server.users.passwords import PasswordHasher
+from auth_server.users.throttle import LoginThrottle
+from shared.revocation_feed import revocation_channel
+from shared.service.db import create_engine, create_session_maker, transaction
+from shared.service.metrics import ServiceMetrics
+from shared.verification import TokenVerifier
+
+
+class AuthMetrics(ServiceMetrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens_issued: Counter = self.counter(
+            "tokens_issued", "Access tokens issued, by grant", ("grant",)
+        )
+
+
+def kid_retired_hook(
+    session_maker: async_sessionmaker[AsyncSession], revocations: RevocationPublisher
+) -> Callable[[str, dt.datetime], Awaitable[None]]:
+    """The KeyStore's `on_key_retired`: a retired key's tokens stop verifying everywhere (a `kid`
+    event in the revocation feed), and the audit trail says so."""
+
+    async def hook(kid: str, until: dt.datetime) -> None:
+        async with transaction(session_maker) as db:
+            await revocations.add(db, RevocationKind.KID, kid, until)
+            audit.record(db, audit.KEY_RETIRED, detail={"kid": kid})
+
+    return hook
+
+
+def build_key_store(
+    settings: AuthSettings,
+    session_maker: async_sessionmaker[AsyncSession],
+    revocations: RevocationPublisher,
+    redis: Any | None = None,
+) -> KeyStore:
+    """A key store whose emergency retirements reach the revocation feed and whose changes,
+    with Redis, reach every running replica at once (`keys rotate` uses the same)."""
+    store = KeyStore(session_maker, settings)
+    store.on_key_retired = kid_retired_hook(session_maker, revocations)
+    if redis is not None:
+        store.on_keys_changed = KeyChangeChannel(
+            redis, key_change_channel(settings.redis_prefix)
+        ).publish
+    return store
+
+
+@dataclass
+class AuthState:
+    settings: AuthSettings
+    engine: AsyncEngine
+    session_maker: async_sessionmaker[AsyncSession]
+    redis: Any | None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
+    metrics: AuthMetrics
+    keys: KeyStore
+    passwords: PasswordHasher
+    clients: ClientAuthenticator
+    limiter: RateLimiter
+    throttle: LoginThrottle
+    verifier: TokenVerifier
+    sessions: SessionService
+    grants: Mapping[str, Grant]
+    revocation: TokenRevocation
+    introspection: TokenIntrospection
+
+    @classmethod
+    async def open(
+        cls,
+        settings: AuthSettings,
+        *,
+        metrics: AuthMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> AuthState:
+        """`clock` (epoch seconds) is what tokens are issued, verified and rotated by; tests
+        move it instead of sleeping."""
+
+        def now() -> dt.datetime:
+            return dt.datetime.fromtimestamp(clock(), dt.UTC)
+
+        engine = create_engine(settings.database_url)
+        session_maker = create_session_maker(engine)
+        redis = open_redis(settings.redis_url)
+        metrics = metrics or AuthMetrics()
+        publisher = RevocationPublisher(redis, revocation_channel(settings.redis_prefix))
+        keys = build_key_store(settings, session_maker, publisher)
+        await keys.ensure_keys()
+        await keys.start()
+        if redis is not None:
+            keys.attach_push(KeyChangeChannel(redis, key_change_channel(settings.redis_prefix)))
+        passwords = PasswordHasher(settings)
+        storage = open_storage(settings)
+        limiter = RateLimiter(storage)
+        throttle = LoginThrottle(
+            settings, AttemptCounter(open_counter_store(settings, engine, storage))
+        )
+        limits = SessionLimits(settings, limiter)
+        issuer = TokenIssuer(
+            keys,
+            issuer=settings.issuer_base,
+            audience=settings.audience,
+            ttl=settings.access_token_ttl,
+            clock=clock,
+        )
+        # The auth server verifies its own tokens with its own key store (no HTTP).
+        verifier = TokenVerifier(
+            issuer=settings.issuer_base,
+            audience=settings.audience,
+            key_source=keys,
+            leeway=settings.leeway,
+            metrics=metrics,
+            clock=clock,
+        )
+        sessions = SessionService(
+            settings,
+            grace=GraceCipher(settings.key_encryption_secret()),
+            revocations=publisher,
+            clock=now,
+            one_statement_engine=engine if engine.dialect.name == "postgresql" else None,
+        )
+        grants: dict[str, Grant] = {
+            "password": PasswordGrant(
+                passwords=passwords, throttle=throttle, sessions=sessions, tokens=issuer
+            ),
+            "refresh_token": RefreshTokenGrant(sessions=sessions, tokens=issuer, limits=limits),
+            "client_credentials": ClientCredentialsGrant(issuer),
+        }
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_maker=session_maker,
+            redis=redis,
+            metrics=metrics,
+            keys=keys,
+            passwords=passwords,
+            clients=ClientAuthenticator(passwords, ClientDirectory(clock=clock)),
+            limiter=limiter,
+            throttle=throttle,
+            verifier=verifier,
+            sessions=sessions,
+            grants=grants,
+            revocation=TokenRevocation(
+                settings,
+                sessions=sessions,
+                verifier=verifier,
+                revocations=publisher,
+                limits=limits,
+            ),
+            introspection=TokenIntrospection(
+                issuer=settings.issuer_base, sessions=sessions, verifier=verifier
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
+        await self.limiter.aclose()
+        await self.throttle.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+        self.passwords.close()
+
+
+__all__ = ["AuthMetrics", "AuthState", "build_key_store", "kid_retired_hook"]

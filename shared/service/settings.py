@@ -1,0 +1,40 @@
+"""Settings pieces both services share (pydantic-settings)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationError
+from pydantic_settings import NoDecode
+
+
+def _split_commas(value: Any) -> Any:
+    """Environment variables carry lists as `a,b,c`; JSON lists are accepted too."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list[str] read from one comma-separated environment variable.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def describe_settings_error(exc: Exception, prefix: str) -> str:
+    """One line naming the environment variables that are wrong (for command-line errors)."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for error in exc.errors():
+            loc = "_".join(str(p) for p in error.get("loc", ())).upper()
+            name = f"{prefix}{loc}" if loc else "settings"
+            parts.append(f"{name}: {error.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+__all__ = ["LOOPBACK_HOSTS", "CommaList", "describe_settings_error"]
