@@ -78,9 +78,14 @@ class PasswordHasher:
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def _run(self, function: Callable[..., T], *args: str) -> T:
+    def check_capacity(self) -> None:
+        """HashingBusy now if a hash asked for now would be refused: lets a caller refuse
+        before it does any other work (a storm of refused logins must stay cheap)."""
         if self._in_flight >= self._capacity:
             raise HashingBusy(self._retry_after)
+
+    async def _run(self, function: Callable[..., T], *args: str) -> T:
+        self.check_capacity()
         self._in_flight += 1
         job = asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         # Counted until the hash is done, even when the request that asked is cancelled.

@@ -48,6 +48,12 @@ class PasswordGrant:
         if not login or password is None:
             raise InvalidRequest("username and password are required")
         requested = parse_scope(req.params.get("scope"))
+        try:
+            # Refused before any database work when hashing is saturated: during a login storm
+            # the refusals are most of the requests, and each must cost the event loop little.
+            self._passwords.check_capacity()
+        except HashingBusy as busy:
+            raise TemporarilyUnavailable(busy.retry_after) from None
         user = await find_for_login(db, login)
         account = account_key(user.id if user else None, canonical_username(login))
         try:

@@ -262,3 +262,38 @@ async def test_logins_beyond_the_hashing_pool_get_503_at_once(auth_settings: Aut
         statuses = [(await login(client, "stormed", password=WRONG)).status_code for _ in range(10)]
         assert statuses == [400] * 9 + [429]
         assert app.state.auth.passwords.in_flight == 0
+
+
+async def test_a_login_refused_for_a_full_hashing_pool_touches_no_database(
+    auth_settings: AuthSettings,
+) -> None:
+    """During a login storm most requests are refusals; each must be cheap for the event loop
+    (the bench's /healthz p99 during a storm), so it is refused before any statement is sent:
+    no user lookup, no attempt counted and refunded, no commit."""
+    from sqlalchemy import event
+
+    settings = auth_settings.model_copy(
+        update={"password_hash_concurrency": 1, "password_hash_queue": 0}
+    )
+    async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
+        await register(client, "saturated")
+        assert (await login(client, "saturated")).status_code == 200  # the client is cached now
+        passwords = app.state.auth.passwords
+        passwords._in_flight = passwords._capacity  # every slot taken
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        engine = app.state.auth.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            refused = await login(client, "saturated")
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+            passwords._in_flight = 0
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "temporarily_unavailable"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert statements == []
+        assert (await login(client, "saturated")).status_code == 200
