@@ -531,7 +531,7 @@ class Bench:
             "/me with uvicorn's access log on vs off (the default)",
             ratio("me_access_log", "me"),
             "x",
-            errors("me_access_log"),
+            note=errors("me_access_log"),
         )
         r.add(1, "/healthz (no auth) vs bare app", ratio("healthz", "bare"), "x")
         r.add(1, "naive PyJWT app vs bare app", ratio("naive", "bare"), "x")
