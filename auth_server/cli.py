@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -40,12 +39,11 @@ from auth_server.users.service import (
 from auth_server.users.throttle import LoginThrottle, account_key
 from shared.revocation_feed import revocation_channel
 from shared.service.cli import (
-    ServeOptions,
+    add_serve_command,
     fail,
     guarded,
     load_settings,
     run_main,
-    run_server,
 )
 from shared.service.db import create_engine, create_session_maker, transaction
 
@@ -102,45 +100,25 @@ def _with_key_store(settings: AuthSettings, action: Callable[[KeyStore], Awaitab
         raise fail(str(exc)) from None
 
 
+def _migrate(settings: AuthSettings) -> None:
+    guarded(lambda: provision.migrate(settings), "migration")
+
+
 @app.command()
 def migrate() -> None:
     """Upgrade the auth database to the latest schema (and seed the `web` client)."""
-    settings = _settings()
-    guarded(lambda: provision.migrate(settings), "migration")
+    _migrate(_settings())
     typer.echo("auth database is up to date")
 
 
-@app.command()
-def serve(
-    host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, min=1, max=65535),
-    workers: int = typer.Option(1, min=1, help="worker processes"),
-    no_migrate: bool = typer.Option(False, "--no-migrate", help="don't migrate before serving"),
-    ssl_certfile: Path | None = typer.Option(
-        None, "--ssl-certfile", exists=True, dir_okay=False, help="serve TLS with this certificate"
-    ),
-    ssl_keyfile: Path | None = typer.Option(
-        None, "--ssl-keyfile", exists=True, dir_okay=False, help="the certificate's private key"
-    ),
-    access_log: bool | None = typer.Option(
-        None, "--access-log/--no-access-log", help="log every request (default: the setting)"
-    ),
-) -> None:
-    """Run the auth server (migrating first unless --no-migrate)."""
-    settings = _settings()
-    if not no_migrate:
-        guarded(lambda: provision.migrate(settings), "migration")
-    options = ServeOptions(
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        access_log=settings.access_log if access_log is None else access_log,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        graceful_shutdown=settings.graceful_shutdown_timeout,
-    )
-    run_server("auth_server.main:app_factory", options)
+add_serve_command(
+    app,
+    app_factory="auth_server.main:app_factory",
+    default_port=8000,
+    summary="Run the auth server (migrating first unless --no-migrate).",
+    settings=_settings,
+    migrate=_migrate,
+)
 
 
 @users_app.command("create")

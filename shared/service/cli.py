@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import typer
 import uvicorn
@@ -63,6 +63,68 @@ class ServeOptions:
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     graceful_shutdown: int = 25
+
+
+class ServeSettings(Protocol):
+    """The settings `serve` reads (both services' settings classes have them)."""
+
+    log_level: str
+    access_log: bool
+    graceful_shutdown_timeout: int
+
+
+def add_serve_command(
+    app: typer.Typer,
+    *,
+    app_factory: str,
+    default_port: int,
+    summary: str,
+    settings: Callable[[], ServeSettings],
+    migrate: Callable[[Any], None],
+) -> None:
+    """Add the `serve` command, the same for both services: options, migrating first unless
+    --no-migrate, then `run_server` with what the settings say."""
+
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="address to listen on"),
+        port: int = typer.Option(default_port, min=1, max=65535),
+        workers: int = typer.Option(1, min=1, help="worker processes"),
+        no_migrate: bool = typer.Option(False, "--no-migrate", help="don't migrate before serving"),
+        ssl_certfile: Path | None = typer.Option(
+            None,
+            "--ssl-certfile",
+            exists=True,
+            dir_okay=False,
+            help="serve TLS with this certificate",
+        ),
+        ssl_keyfile: Path | None = typer.Option(
+            None,
+            "--ssl-keyfile",
+            exists=True,
+            dir_okay=False,
+            help="the certificate's private key",
+        ),
+        access_log: bool | None = typer.Option(
+            None, "--access-log/--no-access-log", help="log every request (default: the setting)"
+        ),
+    ) -> None:
+        loaded = settings()
+        if not no_migrate:
+            migrate(loaded)
+        options = ServeOptions(
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=loaded.log_level,
+            access_log=loaded.access_log if access_log is None else access_log,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            graceful_shutdown=loaded.graceful_shutdown_timeout,
+        )
+        run_server(app_factory, options)
+
+    serve.__doc__ = summary
+    app.command("serve")(serve)
 
 
 def run_server(app_factory: str, options: ServeOptions) -> None:
