@@ -108,7 +108,15 @@ def test_a_third_party_verifies_our_token_with_only_the_jwks_url(tmp_path: Path)
 
 
 async def test_unknown_user_and_wrong_password_take_the_same_time(auth_settings: Any) -> None:
-    """Median ratio within ±25%, with production Argon2 costs (the default settings)."""
+    """Within ±25%, with production Argon2 costs (the default settings).
+
+    The hashing threads run at a lower CPU priority than the rest of the process, so load from
+    elsewhere on the machine (another test worker) stretches a login by several times while it
+    lasts. Each unknown-user attempt is therefore compared with the wrong-password attempt next
+    to it in time, in alternating order, and the median of those ratios is asserted: a burst of
+    load spoils a few pairs, not the median. A real difference (no dummy hash, an extra hash, a
+    slow query on one path) moves every pair alike."""
+    import statistics
     import time
 
     from tests.integration.auth.conftest import register
@@ -125,7 +133,7 @@ async def test_unknown_user_and_wrong_password_take_the_same_time(auth_settings:
     async with running_app(settings) as client:
         await register(client, "timed")
 
-        async def attempt(username: str) -> tuple[float, httpx.Response]:
+        async def attempt(username: str) -> float:
             started = time.perf_counter()
             response = await client.post(
                 "/token",
@@ -136,17 +144,21 @@ async def test_unknown_user_and_wrong_password_take_the_same_time(auth_settings:
                     "password": "wrong password 99",
                 },
             )
-            return time.perf_counter() - started, response
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+            return elapsed
 
         await attempt("timed")  # warm-up
-        known, unknown = [], []
-        for _ in range(9):  # interleaved, so that load on the machine hits both alike
-            for name, bucket in (("timed", known), ("nobody-here", unknown)):
-                elapsed, response = await attempt(name)
-                assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
-                bucket.append(elapsed)
-        ratio = sorted(unknown)[4] / sorted(known)[4]
-        assert 0.75 <= ratio <= 1.25, ratio
+        await attempt("nobody-here")
+        ratios = []
+        for i in range(15):
+            if i % 2:
+                unknown, known = await attempt("nobody-here"), await attempt("timed")
+            else:
+                known, unknown = await attempt("timed"), await attempt("nobody-here")
+            ratios.append(unknown / known)
+        ratio = statistics.median(ratios)
+        assert 0.75 <= ratio <= 1.25, sorted(ratios)
 
 
 async def test_failed_logins_are_throttled_per_user_and_address(auth_settings: Any) -> None:
