@@ -32,6 +32,7 @@ from auth_server.state import AuthMetrics, AuthState
 from shared.fastapi import install_bearer_handlers, set_token_url
 from shared.service.docs import install_docs
 from shared.service.edge import EdgeMiddleware, content_security_policy
+from shared.service.metrics import fastapi_telemetry
 from shared.service.problem import install_problem_handlers
 from shared.service.routing import add_routes
 
@@ -83,6 +84,7 @@ def create_app(
         title="notes-auth: auth server",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(settings.opentelemetry),
         docs_url=None,  # served by install_docs: local assets, no inline script
         redoc_url=None,
         description="OAuth2 password, refresh-token and client-credentials grants; RS256 JWT "

@@ -14,17 +14,26 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.forwarding import Network, parse_networks
-from shared.service.settings import LOOPBACK_HOSTS, CommaList
+from shared.service.settings import LOOPBACK_HOSTS, CommaList, ServiceSettings
 
 log = logging.getLogger("auth_server.settings")
+
+# Logins that may wait for a hashing slot, per core. A login then waits at most about 16 hash
+# times (2-4 s under full load): a storm of a few dozen concurrent logins per worker is queued,
+# and a refusal (503) is kept for more than that. Refusing earlier costs more than it saves:
+# clients that ignore Retry-After turn every refusal into another request at once, and a loop of
+# cheap refusals keeps the event loop busier than the same clients waiting in the queue
+# (docs/benchmarks.md, scenario 4: /healthz p99 56-110 ms with 8 per worker, under 10 ms
+# with 32).
+HASH_QUEUE_PER_SLOT = 16
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "dev"})
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
@@ -75,7 +84,10 @@ class AuthSettings(BaseSettings):
         description="hashes that run at once (default: one per core)",
     )
     password_hash_queue: int = Field(
-        8, ge=0, description="hashes that may wait for a slot; past that, logins get 503"
+        default_factory=lambda: HASH_QUEUE_PER_SLOT * (os.cpu_count() or 2),
+        ge=0,
+        description="hashes that may wait for a slot; past that, logins get 503 "
+        f"(default: {HASH_QUEUE_PER_SLOT} per core)",
     )
     redis_prefix: str = "notes-auth"
     max_form_field_length: int = Field(4096, gt=0)
@@ -90,13 +102,7 @@ class AuthSettings(BaseSettings):
     audit_retention_days: int = Field(
         90, gt=0, description="audit events older than this are swept"
     )
-    log_level: str = "INFO"
-    access_log: bool = Field(
-        False, description="uvicorn's access log (off: ~30% of a small endpoint's throughput)"
-    )
-    graceful_shutdown_timeout: int = Field(
-        25, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
-    )
+    # log_level, access_log, opentelemetry, graceful_shutdown_timeout: ServiceSettings.
     key_cache_refresh_interval: float = Field(
         2.0, gt=0, description="seconds between reloads of the signing keys from the database"
     )

@@ -24,7 +24,7 @@ from shared.fastapi import (
 from shared.keys import KeySource
 from shared.service.docs import install_docs
 from shared.service.edge import EdgeMiddleware, content_security_policy
-from shared.service.metrics import ServiceMetrics
+from shared.service.metrics import ServiceMetrics, fastapi_telemetry
 from shared.service.problem import install_problem_handlers
 from shared.service.routing import add_routes
 
@@ -58,6 +58,7 @@ def create_app(
         title="notes-auth: notes API",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(settings.opentelemetry),
         docs_url=None,  # served by install_docs: local assets, no inline script
         redoc_url=None,
         description="Notes, protected by RS256 access tokens verified locally against the auth "

@@ -7,10 +7,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared.forwarding import Network, parse_networks
-from shared.service.settings import LOOPBACK_HOSTS, CommaList
+from shared.service.settings import LOOPBACK_HOSTS, CommaList, ServiceSettings
 
 # Revocation events outlive the tokens they affect by the auth server's AUTH_CLOCK_SKEW_MARGIN
 # (60 s by default); a verifier allowing more skew than that could accept a revoked token whose
@@ -18,7 +18,7 @@ from shared.service.settings import LOOPBACK_HOSTS, CommaList
 MAX_LEEWAY = 60
 
 
-class ResourceSettings(BaseSettings):
+class ResourceSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESOURCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
@@ -64,13 +64,7 @@ class ResourceSettings(BaseSettings):
     trusted_proxies: CommaList = []
     max_body_bytes: int = Field(128 * 1024, gt=0)
     redis_prefix: str = "notes-auth"
-    log_level: str = "INFO"
-    access_log: bool = Field(
-        False, description="uvicorn's access log (off: ~30% of a small endpoint's throughput)"
-    )
-    graceful_shutdown_timeout: int = Field(
-        25, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
-    )
+    # log_level, access_log, opentelemetry, graceful_shutdown_timeout: ServiceSettings.
     jwks_retry_interval: float = Field(
         5, gt=0, description="seconds between JWKS retries while failing"
     )

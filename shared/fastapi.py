@@ -171,6 +171,22 @@ class BearerAuth(SecurityBase):
     async def __call__(
         self, request: Request, security_scopes: SecurityScopes
     ) -> AccessTokenClaims:
+        return await self.authenticate(request, security_scopes.scopes)
+
+    def security(self, scopes: Sequence[str] = ()) -> dict[str, Any]:
+        """The OpenAPI security requirement of a route that calls `authenticate` itself (pass
+        it as the route's `openapi_extra`), so that it is documented like a `Security` one."""
+        return {"security": [{self.scheme_name: list(scopes)}]}
+
+    async def authenticate(self, request: Request, scopes: Sequence[str] = ()) -> AccessTokenClaims:
+        """What the dependency does, for a route that takes `request: Request` and calls it
+        itself: the verified claims, or a BearerChallenge (401, or 403 when a scope in `scopes`
+        is missing) that `install_bearer_handlers` renders.
+
+        The same rules and the same answers as `Security(bearer, scopes=...)`, without FastAPI's
+        dependency solving, which costs about as much as the whole verification of a cached
+        token (`make bench`, docs/benchmarks.md): for hot routes. Document the route with
+        `openapi_extra=bearer.security(scopes)`."""
         verifier = self._verifier_for(request)
         authorization = _raw_header(request, b"authorization")
         if not authorization:
@@ -190,13 +206,13 @@ class BearerAuth(SecurityBase):
             if exc.reason != "expired" or refresher is None or not refresh_token:
                 raise self.challenge(error="invalid_token", description=exc.description) from None
             claims = await self._refresh(request, verifier, refresher, token, refresh_token.strip())
-        missing = [scope for scope in security_scopes.scopes if scope not in claims.scopes]
+        missing = [scope for scope in scopes if scope not in claims.scopes]
         if missing:
             raise self.challenge(
                 status=403,
                 error="insufficient_scope",
                 description="the access token lacks a required scope",
-                scope=" ".join(security_scopes.scopes),
+                scope=" ".join(scopes),
             )
         return claims
 

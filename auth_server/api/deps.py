@@ -1,14 +1,16 @@
 """Dependencies of the auth server's routes (Annotated aliases, as in the FastAPI template).
 
 Each route asks for the one collaborator it uses; they all come from the typed `AuthState` the
-lifespan stored on the app. `DbSession` is the request's unit of work: it commits when the route
-returns or answers with a deliberate error (an OAuth error, a problem, a bearer challenge, whose
-writes such as an audit record must stay), and rolls back on anything unexpected.
+lifespan stored on the app. (The token endpoint, the busiest route, reads them from `auth_state`
+directly: each dependency is solved again on every request.) `DbSession` is the request's unit
+of work: it commits when the route returns or answers with a deliberate error (an OAuth error, a
+problem, a bearer challenge, whose writes such as an audit record must stay), and rolls back on
+anything unexpected.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -17,13 +19,12 @@ from starlette.exceptions import HTTPException
 
 from auth_server.oauth.clients import ClientAuthenticator
 from auth_server.oauth.errors import OAuthError
-from auth_server.oauth.grants import Grant
 from auth_server.oauth.introspection import TokenIntrospection
 from auth_server.oauth.revocation import TokenRevocation
 from auth_server.persistence.models import User
 from auth_server.sessions.service import SessionService
 from auth_server.settings import AuthSettings
-from auth_server.state import AuthMetrics, AuthState
+from auth_server.state import AuthState
 from auth_server.users.passwords import PasswordHasher
 from auth_server.users.throttle import LoginThrottle
 from shared.claims import AccessTokenClaims
@@ -79,20 +80,12 @@ async def get_throttle(request: Request) -> LoginThrottle:
     return auth_state(request).throttle
 
 
-async def get_grants(request: Request) -> Mapping[str, Grant]:
-    return auth_state(request).grants
-
-
 async def get_revocation(request: Request) -> TokenRevocation:
     return auth_state(request).revocation
 
 
 async def get_introspection(request: Request) -> TokenIntrospection:
     return auth_state(request).introspection
-
-
-async def get_metrics(request: Request) -> AuthMetrics:
-    return auth_state(request).metrics
 
 
 # scope="function": the unit of work ends (commits) before the response is sent. FastAPI's
@@ -104,16 +97,18 @@ Sessions = Annotated[SessionService, Depends(get_sessions)]
 Passwords = Annotated[PasswordHasher, Depends(get_passwords)]
 Clients = Annotated[ClientAuthenticator, Depends(get_clients)]
 Throttle = Annotated[LoginThrottle, Depends(get_throttle)]
-Grants = Annotated[Mapping[str, Grant], Depends(get_grants)]
 Revocation = Annotated[TokenRevocation, Depends(get_revocation)]
 Introspection = Annotated[TokenIntrospection, Depends(get_introspection)]
-Metrics = Annotated[AuthMetrics, Depends(get_metrics)]
 
 
-async def get_client_address(request: Request, settings: Settings) -> str | None:
+def request_client_address(request: Request, settings: AuthSettings) -> str | None:
     """The client's address: X-Forwarded-For is believed only from AUTH_TRUSTED_PROXIES."""
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
+
+
+async def get_client_address(request: Request, settings: Settings) -> str | None:
+    return request_client_address(request, settings)
 
 
 ClientAddress = Annotated[str | None, Depends(get_client_address)]

@@ -59,6 +59,5 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the unit of work ends (commits) before the response is sent (FastAPI's
 # default for a dependency with yield ends it after the response).
 DbSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
-Caller = Annotated[AccessTokenClaims, Security(bearer)]
 Reader = Annotated[AccessTokenClaims, Security(bearer, scopes=["notes:read"])]
 Writer = Annotated[AccessTokenClaims, Security(bearer, scopes=["notes:write"])]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from resource_server.api.deps import Caller, DbSession, Reader, Writer
+from resource_server.api.deps import DbSession, Reader, Writer, bearer
 from resource_server.api.openapi import CURSOR_SCHEMA
 from resource_server.notes import service
 from resource_server.notes.schemas import NoteCreate, NoteOut, NotePage, NoteUpdate
@@ -33,17 +32,25 @@ NOT_FOUND = problems({404: "No such note of yours (another user's note is 404 to
 @router.get(
     "/me",
     summary="The verified caller (from the token alone)",
-    # Documented, not validated: /me is the hot path `make bench` measures.
+    # /me is the hot path `make bench` measures, kept to what a request needs: the token checked
+    # by `bearer.authenticate` (the same rules and answers as `Security(bearer)`, without
+    # FastAPI's dependency solving), and a Response returned as is, which skips FastAPI's
+    # validation and serialization of a return value. Each is about a tenth of the request's
+    # time, measured in-process against the same route with a dependency and a dict.
     responses={200: {"model": CallerOut}},
+    openapi_extra=bearer.security(),
 )
-async def me(claims: Caller) -> dict[str, Any]:
-    return {
-        "sub": claims.sub,
-        "client_id": claims.client_id,
-        "scope": claims.scope,
-        "exp": claims.exp,
-        "sid": claims.sid,
-    }
+async def me(request: Request) -> JSONResponse:
+    claims = await bearer.authenticate(request)
+    return JSONResponse(
+        {
+            "sub": claims.sub,
+            "client_id": claims.client_id,
+            "scope": claims.scope,
+            "exp": claims.exp,
+            "sid": claims.sid,
+        }
+    )
 
 
 @router.get(

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import typer
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from shared.service.settings import describe_settings_error
+from shared.service.settings import ServiceSettings, describe_settings_error
 
 S = TypeVar("S")
 
@@ -65,21 +65,13 @@ class ServeOptions:
     graceful_shutdown: int = 25
 
 
-class ServeSettings(Protocol):
-    """The settings `serve` reads (both services' settings classes have them)."""
-
-    log_level: str
-    access_log: bool
-    graceful_shutdown_timeout: int
-
-
 def add_serve_command(
     app: typer.Typer,
     *,
     app_factory: str,
     default_port: int,
     summary: str,
-    settings: Callable[[], ServeSettings],
+    settings: Callable[[], ServiceSettings],
     migrate: Callable[[Any], None],
 ) -> None:
     """Add the `serve` command, the same for both services: options, migrating first unless

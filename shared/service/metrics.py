@@ -8,6 +8,7 @@ library's `shared.metrics.Metrics` hook, and services add their own counters to 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -73,4 +74,12 @@ class ServiceMetrics:
         app.add_route(path, metrics, methods=["GET"], include_in_schema=False)
 
 
-__all__ = ["ServiceMetrics"]
+def fastapi_telemetry(enabled: bool) -> TelemetryConfig:
+    """FastAPI's `telemetry=` argument. FastAPI (0.165+) asks OpenTelemetry on every request
+    whether a provider is configured, which reads the environment three times: with telemetry
+    off (our default; Prometheus is at /metrics) that check is skipped altogether. Measured at
+    about 5% of a small endpoint's time (`make profile TARGET=me`)."""
+    return {"tracing": enabled, "metrics": enabled, "logs": enabled}
+
+
+__all__ = ["ServiceMetrics", "fastapi_telemetry"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ValidationError
-from pydantic_settings import NoDecode
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode
 
 
 def _split_commas(value: Any) -> Any:
@@ -25,6 +25,24 @@ CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
+class ServiceSettings(BaseSettings):
+    """The settings both services have alike: how `serve` runs them and what the app factory
+    turns on. Each service's class adds its own and sets its own `env_prefix`."""
+
+    log_level: str = "INFO"
+    access_log: bool = Field(
+        False, description="uvicorn's access log (off: ~30% of a small endpoint's throughput)"
+    )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's native OpenTelemetry (traces, metrics, logs through the globally "
+        "configured providers); off, it costs nothing per request",
+    )
+    graceful_shutdown_timeout: int = Field(
+        25, gt=0, description="seconds in-flight requests get to finish on SIGTERM"
+    )
+
+
 def describe_settings_error(exc: Exception, prefix: str) -> str:
     """One line naming the environment variables that are wrong (for command-line errors)."""
     if isinstance(exc, ValidationError):
@@ -37,4 +55,4 @@ def describe_settings_error(exc: Exception, prefix: str) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-__all__ = ["LOOPBACK_HOSTS", "CommaList", "describe_settings_error"]
+__all__ = ["LOOPBACK_HOSTS", "CommaList", "ServiceSettings", "describe_settings_error"]

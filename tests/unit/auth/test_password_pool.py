@@ -16,8 +16,9 @@ from auth_server.users.passwords import HASHING_NICENESS, HashingBusy, PasswordH
 from tests.databases import TEST_KEK
 
 
-def hasher(concurrency: int = 1, queue: int = 0) -> PasswordHasher:
-    settings = AuthSettings(
+def fast_settings(**overrides: int) -> AuthSettings:
+    """Test settings with cheap Argon2 costs; the pool's bounds from `overrides` or defaults."""
+    return AuthSettings(
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
         database_url="sqlite+aiosqlite:///:memory:",
@@ -25,10 +26,14 @@ def hasher(concurrency: int = 1, queue: int = 0) -> PasswordHasher:
         password_hash_time_cost=1,
         password_hash_memory_cost=1024,
         password_hash_parallelism=1,
-        password_hash_concurrency=concurrency,
-        password_hash_queue=queue,
+        **overrides,
     )
-    return PasswordHasher(settings)
+
+
+def hasher(concurrency: int = 1, queue: int = 0) -> PasswordHasher:
+    return PasswordHasher(
+        fast_settings(password_hash_concurrency=concurrency, password_hash_queue=queue)
+    )
 
 
 def slowed(h: PasswordHasher, seconds: float) -> None:
@@ -75,3 +80,33 @@ async def test_hashing_threads_run_below_the_event_loops_priority() -> None:
             assert niceness == min(19, ours + HASHING_NICENESS), (thread.name, niceness)
     finally:
         h.close()
+
+
+def test_by_default_a_storm_of_a_few_dozen_logins_per_worker_waits_rather_than_being_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default queue holds 16 logins per core: a 16-way storm on a 1-core machine is queued
+    (answered within about 16 hash times), the 18th concurrent login is refused at once."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    settings = fast_settings()
+    assert (settings.password_hash_concurrency, settings.password_hash_queue) == (1, 16)
+
+    async def storm() -> list[bool]:
+        h = PasswordHasher(settings)
+        slowed(h, 0.05)
+        stored = await h.hash("pw")
+
+        async def one() -> bool:
+            try:
+                await h.verify("pw", stored)
+            except HashingBusy:
+                return False
+            return True
+
+        try:
+            return await asyncio.gather(*(one() for _ in range(18)))
+        finally:
+            h.close()
+
+    answers = asyncio.run(storm())
+    assert answers.count(True) == 17 and answers.count(False) == 1

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Security
+from fastapi import FastAPI, Request, Security
 
 from shared.claims import AccessTokenClaims
 from shared.fastapi import BearerAuth, install_bearer_handlers, set_token_url
@@ -62,6 +62,17 @@ def build_app(verifier: TokenVerifier, refresher: Any = None) -> FastAPI:
     @app.get("/boom")
     async def boom(claims: Annotated[AccessTokenClaims, Security(bearer)]) -> dict[str, str]:
         raise NotFound("the route failed after the refresh")
+
+    # The same routes, checked by `authenticate` in the route rather than by a dependency.
+    @app.get("/direct/read", openapi_extra=bearer.security(["notes:read"]))
+    async def direct_read(request: Request) -> dict[str, str]:
+        claims = await bearer.authenticate(request, ["notes:read"])
+        return {"sub": claims.sub, "jti": claims.jti}
+
+    @app.get("/direct/admin", openapi_extra=bearer.security(["admin"]))
+    async def direct_admin(request: Request) -> dict[str, str]:
+        claims = await bearer.authenticate(request, ["admin"])
+        return {"sub": claims.sub}
 
     set_token_url(app, "https://auth.example.com/token")
     return app
@@ -303,3 +314,53 @@ async def test_the_callers_address_is_passed_on_only_from_trusted_proxies(
         )
     assert response.status_code == 200
     assert refresher.calls[0][2]["client_ip"] == expected
+
+
+@pytest.mark.parametrize(
+    ("route", "headers"),
+    [
+        ("read", {}),
+        ("read", {"Authorization": "Basic dXNlcjpwYXNz"}),
+        ("read", {"Authorization": "Bearer not-a-jwt"}),
+        ("read", {"Authorization": "Bearer TOKEN"}),
+        ("read", {"Authorization": "bearer TOKEN"}),
+        ("admin", {"Authorization": "Bearer TOKEN"}),
+        ("read", {"Authorization": "Bearer EXPIRED"}),
+        ("read", {"Authorization": "Bearer EXPIRED", "Refresh-Token": "rt-1"}),
+    ],
+)
+async def test_authenticate_in_the_route_answers_as_the_dependency_does(
+    verifier: TokenVerifier, make_token: TokenFactory, route: str, headers: dict[str, str]
+) -> None:
+    """`bearer.authenticate(request, scopes)` (the hot-path form) and `Security(bearer,
+    scopes=...)`: the same status, challenge, body and refresh headers for every case."""
+    token, expired = make_token(), make_token(exp=1000, iat=900)
+    sent = {k: v.replace("EXPIRED", expired).replace("TOKEN", token) for k, v in headers.items()}
+    answers = []
+    for path in (f"/{route}", f"/direct/{route}"):
+        app = build_app(verifier, FakeRefresher(make_token))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as c:
+            response = await c.get(path, headers=sent)
+        body = response.json()
+        if isinstance(body, dict) and "instance" in body:
+            body["instance"] = body["instance"].replace("/direct", "")
+        answers.append(
+            (
+                response.status_code,
+                response.headers.get("WWW-Authenticate"),
+                response.headers.get("New-Refresh-Token"),
+                body,
+            )
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0] in (200, 401, 403)
+
+
+async def test_a_route_that_authenticates_itself_is_documented_like_a_security_one(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert paths["/direct/read"]["get"]["security"] == paths["/read"]["get"]["security"]
+    assert paths["/direct/admin"]["get"]["security"] == [{"OAuth2": ["admin"]}]
