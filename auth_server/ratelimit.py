@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -44,6 +44,10 @@ class LimiterUnavailable(Exception):
     """The shared counters can't be read or written."""
 
 
+def limits_key_prefix(settings: AuthSettings) -> str:
+    return f"{settings.redis_prefix}:limits"
+
+
 def open_storage(settings: AuthSettings) -> Storage:
     """The `limits` storage for flood limits: Redis when configured, else memory."""
     if settings.redis_url:
@@ -51,7 +55,7 @@ def open_storage(settings: AuthSettings) -> Storage:
             "async+" + settings.redis_url,
             implementation="redispy",
             wrap_exceptions=True,
-            key_prefix=f"{settings.redis_prefix}:limits",
+            key_prefix=limits_key_prefix(settings),
             **redis_client_options(),
         )
     return MemoryStorage()
@@ -70,27 +74,107 @@ async def _storage_errors() -> AsyncIterator[None]:
         raise LimiterUnavailable(str(exc)) from None
 
 
+# Several fixed windows counted in one Redis round trip, in order, stopping at the first one
+# over its limit (what hitting them one after the other does). `limits` hits one limit per
+# round trip, and the refresh grant counts two on every request (per client and address, per
+# session): the second round trip cost about a tenth of its throughput (`make bench`). The
+# keys and the arithmetic are those of `limits`' own fixed window (incr_expire.lua with
+# FixedWindowRateLimiter.hit), so `RateLimiter.hit` and this share their counters.
+# KEYS[i]: a counter; ARGV[2i-1]: its window in seconds; ARGV[2i]: its limit.
+# Returns {0, 0} when every one was within its limit, else {i, ms until window i resets}.
+_HIT_ALL = """
+for i, key in ipairs(KEYS) do
+    local current = redis.call("incrby", key, 1)
+    if current == 1 then
+        redis.call("expire", key, ARGV[2 * i - 1])
+    end
+    if current > tonumber(ARGV[2 * i]) then
+        return {i, redis.call("pttl", key)}
+    end
+end
+return {0, 0}
+"""
+
+# Counters a replica remembers as over their limit until their window ends: at most this many.
+MAX_REMEMBERED_REFUSALS = 10_000
+
+
 class RateLimiter:
     """Fixed-window limits, for floods: one counter per key and window, the cheapest strategy
-    (this runs on every refresh and revocation)."""
+    (this runs on every refresh and revocation).
 
-    def __init__(self, storage: Storage) -> None:
+    A counter found over its limit stays refused until its window ends (a fixed window only
+    counts up), so the limiter remembers that and refuses its next requests without asking the
+    storage: a flood costs this replica no round trip once it is refused."""
+
+    def __init__(self, storage: Storage, redis: Any | None = None, key_prefix: str = "") -> None:
+        """`redis`: a redis.asyncio client on the same server as a Redis `storage`, for
+        `hit_all`'s one round trip; `key_prefix`: the storage's."""
         self.storage = storage
         self._strategy = FixedWindowRateLimiter(storage)
+        self._hit_all = redis.register_script(_HIT_ALL) if redis is not None else None
+        self._key_prefix = key_prefix
+        self._refused_until: dict[str, float] = {}
+
+    def refused(self, item: RateLimitItem, *parts: str) -> int | None:
+        """The seconds to wait when this replica already saw the limit refuse `parts` in the
+        current window, else None. Asks no storage."""
+        until = self._refused_until.get(item.key_for(limit_key(*parts)))
+        if until is None:
+            return None
+        now = time.time()
+        return _wait(until, now) if until > now else None
+
+    def _remember(self, key: str, until: float) -> None:
+        if len(self._refused_until) >= MAX_REMEMBERED_REFUSALS:
+            now = time.time()
+            self._refused_until = {k: t for k, t in self._refused_until.items() if t > now}
+            if len(self._refused_until) >= MAX_REMEMBERED_REFUSALS:
+                self._refused_until.clear()
+        self._refused_until[key] = until
 
     async def hit(self, item: RateLimitItem, *parts: str) -> int | None:
         """Count one request (atomically in memory and in Redis). None if it was within the
-        limit, else the seconds to wait (a request over the limit is not counted)."""
-        key = limit_key(*parts)
+        limit, else the seconds to wait."""
+        return await self.hit_all((item, parts))
+
+    async def hit_all(self, *limits: tuple[RateLimitItem, tuple[str, ...]]) -> int | None:
+        """Count one request against each limit in turn, stopping at the first that refuses it;
+        with Redis, in one round trip. None if every one had room, else the seconds to wait."""
+        names = [limit_key(*parts) for _, parts in limits]
+        keys = [item.key_for(name) for (item, _), name in zip(limits, names, strict=True)]
+        for item, parts in limits:
+            if (wait := self.refused(item, *parts)) is not None:
+                return wait
         async with _storage_errors():
-            if await self._strategy.hit(item, key):
-                return None
-            reset, _ = await self._strategy.get_window_stats(item, key)
-        return max(1, int(reset - time.time()) + 1)
+            if self._hit_all is not None and len(limits) > 1:
+                args: list[int] = []
+                for item, _ in limits:
+                    args += [item.get_expiry(), item.amount]
+                index, ttl_ms = await self._hit_all(
+                    keys=[f"{self._key_prefix}:{key}" for key in keys], args=args
+                )
+                if not index:
+                    return None
+                key, until = keys[int(index) - 1], time.time() + max(int(ttl_ms), 0) / 1000
+            else:  # one limit, or no Redis: `limits` itself, one limit after the other
+                for (item, _), name, key in zip(limits, names, keys, strict=True):
+                    if not await self._strategy.hit(item, name):
+                        until = await self.storage.get_expiry(key)
+                        break
+                else:
+                    return None
+        self._remember(key, until)
+        return _wait(until, time.time())
 
     async def aclose(self) -> None:
+        self._refused_until.clear()
         if isinstance(self.storage, MemoryStorage):
             await self.storage.reset()
+
+
+def _wait(until: float, now: float) -> int:
+    return max(1, int(until - now) + 1)
 
 
 # -- attempt counters ---------------------------------------------------------------------------
@@ -319,6 +403,7 @@ __all__ = [
     "RateLimiter",
     "SqlCounterStore",
     "limit_key",
+    "limits_key_prefix",
     "open_counter_store",
     "open_storage",
 ]

@@ -7,6 +7,7 @@ built here; none of them ever sees this object.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,12 +34,14 @@ from auth_server.oauth.tokens import TokenIssuer
 from auth_server.ratelimit import (
     AttemptCounter,
     RateLimiter,
+    limits_key_prefix,
     open_counter_store,
     open_storage,
 )
 from auth_server.redis_client import open_redis
 from auth_server.revocations import RevocationKind, RevocationPublisher
 from auth_server.sessions.grace import GraceCipher
+from auth_server.sessions.repository import open_rotation_pool
 from auth_server.sessions.service import SessionService
 from auth_server.settings import AuthSettings
 from auth_server.users.passwords import PasswordHasher
@@ -47,6 +50,8 @@ from shared.revocation_feed import revocation_channel
 from shared.service.db import create_engine, create_session_maker, transaction
 from shared.service.metrics import ServiceMetrics
 from shared.verification import TokenVerifier
+
+POOL_CLOSE_TIMEOUT = 5.0  # seconds the refresh pool's connections get to be handed back
 
 
 class AuthMetrics(ServiceMetrics):
@@ -94,6 +99,7 @@ class AuthState:
     engine: AsyncEngine
     session_maker: async_sessionmaker[AsyncSession]
     redis: Any | None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
+    rotation_pool: Any | None  # asyncpg.Pool for the refresh grant, on PostgreSQL
     metrics: AuthMetrics
     keys: KeyStore
     passwords: PasswordHasher
@@ -132,7 +138,7 @@ class AuthState:
             keys.attach_push(KeyChangeChannel(redis, key_change_channel(settings.redis_prefix)))
         passwords = PasswordHasher(settings)
         storage = open_storage(settings)
-        limiter = RateLimiter(storage)
+        limiter = RateLimiter(storage, redis, limits_key_prefix(settings))
         throttle = LoginThrottle(
             settings, AttemptCounter(open_counter_store(settings, engine, storage))
         )
@@ -153,12 +159,17 @@ class AuthState:
             metrics=metrics,
             clock=clock,
         )
+        rotation_pool = (
+            await open_rotation_pool(settings.database_url)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         sessions = SessionService(
             settings,
             grace=GraceCipher(settings.key_encryption_secret()),
             revocations=publisher,
             clock=now,
-            one_statement_engine=engine if engine.dialect.name == "postgresql" else None,
+            one_statement_pool=rotation_pool,
         )
         grants: dict[str, Grant] = {
             "password": PasswordGrant(
@@ -172,6 +183,7 @@ class AuthState:
             engine=engine,
             session_maker=session_maker,
             redis=redis,
+            rotation_pool=rotation_pool,
             metrics=metrics,
             keys=keys,
             passwords=passwords,
@@ -199,6 +211,11 @@ class AuthState:
         await self.throttle.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.rotation_pool is not None:
+            try:
+                await asyncio.wait_for(self.rotation_pool.close(), POOL_CLOSE_TIMEOUT)
+            except TimeoutError:
+                self.rotation_pool.terminate()
         await self.engine.dispose()
         self.passwords.close()
 

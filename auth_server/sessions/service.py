@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server import audit
 from auth_server.persistence.models import LoginSession
@@ -107,12 +107,13 @@ class SessionService:
         revocations: RevocationPublisher,
         tokens: RefreshTokenRepository | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
-        one_statement_engine: AsyncEngine | None = None,
+        one_statement_pool: Any | None = None,
     ) -> None:
-        """`one_statement_engine`: on PostgreSQL, the engine whose autocommit connections rotate
-        an unused refresh token in one statement (SQLite takes the transactional path)."""
+        """`one_statement_pool`: on PostgreSQL, the asyncpg pool (`open_rotation_pool`) whose
+        connections rotate an unused refresh token in one statement outside any transaction
+        (SQLite takes the transactional path)."""
         self._settings = settings
-        self._engine = one_statement_engine
+        self._pool = one_statement_pool
         self._grace = grace
         self._revocations = revocations
         self._tokens = tokens or RefreshTokenRepository()
@@ -171,7 +172,7 @@ class SessionService:
         `expected_session`: a relay (a resource server refreshing for its caller) names the
         session of the caller's expired access token; a refresh token of any other session is
         refused before anything is spent. `admit` may refuse before anything is spent."""
-        if self._engine is not None and requested_scope is None:
+        if self._pool is not None and requested_scope is None:
             answer = await self._rotate_in_one_statement(
                 db,
                 token,
@@ -237,9 +238,8 @@ class SessionService:
         of its own to begin and commit), on the connection `db` holds if it holds one. None when
         the transactional path must decide: the token was used already (a replay), or something
         changed between the read and the statement."""
-        assert self._engine is not None
         now = self._clock()
-        async with PostgresRotation.connect(self._engine, db) as rotation:
+        async with PostgresRotation.connect(self._pool, db) as rotation:
             record = self._check(await rotation.find(token), client_id, expected_session, now)
             if record.used_at is not None:
                 return None

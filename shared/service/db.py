@@ -143,7 +143,11 @@ def after_commit(db: AsyncSession, action: AfterCommit) -> None:
 
 
 async def _commit(db: AsyncSession) -> None:
-    await db.commit()
+    # A unit of work that never began (it read nothing through the session and added nothing:
+    # a refresh on PostgreSQL, whose statements run on a pool of their own) has nothing to
+    # commit; SQLAlchemy would still begin and commit an empty session transaction.
+    if db.in_transaction():
+        await db.commit()
     for action in db.info.pop(_AFTER_COMMIT, []):
         try:
             await action()

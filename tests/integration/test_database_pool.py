@@ -1,5 +1,6 @@
-"""The PostgreSQL pool: a checkout costs no round trip, and a connection the server closed is
-replaced at checkout rather than handed to a request (which would then fail with a 503)."""
+"""The PostgreSQL pools: a checkout costs no round trip, and a connection the server closed is
+replaced at checkout rather than handed to a request (which would then fail with a 503). Both
+the requests' pool (SQLAlchemy's) and the refresh grant's own (asyncpg's)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ async def test_a_rotation_whose_connection_dies_is_a_503_and_leaves_the_pool() -
         async with AsyncSession(engine) as db:
             first = int((await db.execute(text("SELECT pg_backend_pid()"))).scalar_one())
             with pytest.raises(DEPENDENCY_ERRORS):
-                async with PostgresRotation.connect(engine, db) as rotation:
+                async with PostgresRotation.connect(None, db) as rotation:  # db's own
                     admin = await asyncpg.connect(_admin_dsn())
                     try:
                         assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", first)
@@ -88,3 +89,63 @@ async def test_a_rotation_whose_connection_dies_is_a_503_and_leaves_the_pool() -
     finally:
         await engine.dispose()
     assert second != first
+
+
+async def _terminate(pid: int) -> None:
+    admin = await asyncpg.connect(_admin_dsn())
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+    finally:
+        await admin.close()
+
+
+async def test_the_refresh_pool_hands_a_connection_back_without_resetting_it() -> None:
+    """asyncpg's pool would send RESET ALL, UNLISTEN *... each time a connection comes back:
+    one more round trip per refresh, for session state the rotation never changes."""
+    from auth_server.sessions.repository import PostgresRotation, open_rotation_pool
+
+    assert PG_URL is not None
+    pool = await open_rotation_pool(PG_URL, size=1)
+    sent: list[str] = []
+    try:
+        async with PostgresRotation.connect(pool) as rotation:
+            rotation._driver.add_query_logger(lambda record: sent.append(record.query))
+            assert await rotation._driver.fetchval("SELECT 41 + 1") == 42
+        async with PostgresRotation.connect(pool) as rotation:  # the same connection again
+            assert await rotation._driver.fetchval("SELECT 41 + 2") == 43
+    finally:
+        await pool.close()
+    assert sent == ["SELECT 41 + 1", "SELECT 41 + 2"]
+
+
+async def test_a_refresh_pool_connection_that_dies_is_a_503_and_is_replaced() -> None:
+    from auth_server.sessions.repository import PostgresRotation, open_rotation_pool
+    from shared.service.problem import DEPENDENCY_ERRORS
+
+    assert PG_URL is not None
+    pool = await open_rotation_pool(PG_URL, size=1)
+    try:
+        with pytest.raises(DEPENDENCY_ERRORS):
+            async with PostgresRotation.connect(pool) as rotation:
+                first = int(await rotation._driver.fetchval("SELECT pg_backend_pid()"))
+                await _terminate(first)
+                await asyncio.sleep(0.05)  # the pool may learn of it before the next call
+                await rotation._driver.fetchval("SELECT 1")
+        async with PostgresRotation.connect(pool) as rotation:  # the one connection: a new one
+            second = int(await rotation._driver.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await pool.close()
+    assert second != first
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_on_the_refresh_pool() -> None:
+    from auth_server.sessions.repository import PostgresRotation, open_rotation_pool
+    from shared.service.problem import DEPENDENCY_ERRORS
+
+    pool = await open_rotation_pool("postgresql+asyncpg://postgres@127.0.0.1:9/nothing")
+    try:
+        with pytest.raises(DEPENDENCY_ERRORS):
+            async with PostgresRotation.connect(pool):
+                pytest.fail("no connection was expected")
+    finally:
+        await pool.close()

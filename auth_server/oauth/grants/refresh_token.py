@@ -37,10 +37,24 @@ class RefreshTokenGrant:
         if not token:
             raise InvalidRequest("refresh_token is required")
         requested = parse_scope(req.params.get("scope"))
-        await self._limits.client(req.client.id, req.ip)
+        # Every request counts once against its client's limit (per client and address), and a
+        # request with a live session's token against that session's limit too. Both are
+        # counted in one round trip once the token's session is known, before anything is
+        # spent; a request that never gets that far (an invalid token, a replay) counts against
+        # its client alone. A client this replica already saw over its limit is refused first,
+        # before any database work.
+        self._limits.check_client(req.client.id, req.ip)
+        counted = False
 
         async def admit(session: SessionRecord) -> None:
-            await self._limits.session(session.id)
+            nonlocal counted
+            if not counted:  # once per request, also when a lost race tries again
+                counted = True
+                await self._limits.client_and_session(req.client.id, req.ip, session.id)
+
+        async def count_client() -> None:
+            if not counted:
+                await self._limits.client(req.client.id, req.ip)
 
         async def answer_for(
             plan: RotationPlan, tx: AsyncSession | None
@@ -56,7 +70,7 @@ class RefreshTokenGrant:
             return token_response(access, plan.refresh_token), access.kid
 
         try:
-            return await self._sessions.rotate(
+            answer = await self._sessions.rotate(
                 db,
                 token=token,
                 client_id=req.client.id,
@@ -68,7 +82,11 @@ class RefreshTokenGrant:
                 admit=admit,
             )
         except RefreshFailed:
+            await count_client()
             # One answer for every failure: unknown, ended, reused or another client's token.
             raise InvalidGrant("the refresh token is invalid, expired or revoked") from None
         except ScopeWidened:
+            await count_client()
             raise InvalidScope("the requested scope exceeds the session's scope") from None
+        await count_client()  # a replay within the grace window
+        return answer

@@ -7,22 +7,30 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from auth_server.persistence.models import User
+from auth_server.persistence.models import LoginSession, User
 from resource_server.persistence.models import Note
 from tests.integration.auth.conftest import PASSWORD
 from tests.integration.resource.conftest import Issue, auth
 
 
 async def post(
-    app: Any, path: str, body: dict[str, Any], log: list[str], headers: dict[str, str]
+    app: Any,
+    path: str,
+    body: dict[str, Any],
+    log: list[str],
+    headers: dict[str, str],
+    *,
+    form: bool = False,
 ) -> int:
     """Drive the ASGI app directly, noting in `log` when the response starts."""
-    payload = json.dumps(body).encode()
+    payload = urlencode(body).encode() if form else json.dumps(body).encode()
+    content_type = b"application/x-www-form-urlencoded" if form else b"application/json"
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -33,7 +41,7 @@ async def post(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"test")]
+        "headers": [(b"content-type", content_type), (b"host", b"test")]
         + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 5000),
         "server": ("test", 80),
@@ -67,7 +75,7 @@ def log() -> Iterator[list[str]]:
     writers: set[int] = set()
 
     def flushed(session: Session, _: object) -> None:
-        if any(isinstance(obj, User | Note) for obj in session.new):
+        if any(isinstance(obj, User | Note | LoginSession) for obj in session.new):
             writers.add(id(session))
 
     def committed(session: Session) -> None:
@@ -87,6 +95,24 @@ async def test_a_sign_up_is_committed_before_the_response_starts(
 ) -> None:
     body = {"username": "early-bird", "email": "early@example.com", "password": PASSWORD}
     assert await post(auth_app, "/users", body, log, {}) == 201
+    assert log == ["committed", "response started"]
+
+
+async def test_a_login_is_committed_before_the_response_starts(
+    auth_app: Any, log: list[str]
+) -> None:
+    """The token endpoint opens its unit of work itself (no FastAPI dependency): the same
+    order as a dependency with scope="function"."""
+    body = {"username": "early-login", "email": "login@example.com", "password": PASSWORD}
+    assert await post(auth_app, "/users", body, log, {}) == 201
+    log.clear()
+    form = {
+        "grant_type": "password",
+        "client_id": "web",
+        "username": "early-login",
+        "password": PASSWORD,
+    }
+    assert await post(auth_app, "/token", form, log, {}, form=True) == 200
     assert log == ["committed", "response started"]
 
 
