@@ -10,8 +10,8 @@ METHOD = """\
 ## How it is measured
 
 Everything runs on this one machine over loopback: the servers exactly as `serve` starts them
-(`auth-server serve`, `resource-server serve`: uvicorn with its default settings, access log
-included), PostgreSQL and Redis as installed on the machine, and `wrk` with one thread as the load
+(`auth-server serve`, `resource-server serve`: uvicorn with the settings `serve` gives it, the
+access log off by default), PostgreSQL and Redis as installed on the machine, and `wrk` with one thread as the load
 generator. Each comparison is *interleaved*: every variant runs once per round, rounds follow
 each other, each round starts one place further along the list, and a ratio is taken *within*
 a round; the report gives the median over rounds. Between two measurements the benchmark waits
