@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -142,6 +143,29 @@ def _wrk(
     return {"rps": float(rate.group(1)), "p50_ms": ms(p50), "p99_ms": ms(p99)}
 
 
+LOGIN_CONNECTIONS = 8
+
+
+def _login_script(users: list[str], password: str) -> str:
+    """A wrk script whose requests log in as each of `users` in turn."""
+    bodies = [
+        urlencode(
+            {"grant_type": "password", "client_id": "web", "username": user, "password": password}
+        )
+        for user in users
+    ]
+    return (
+        f"local bodies = {{{', '.join(json.dumps(body) for body in bodies)}}}\n"
+        "local n = 0\n"
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        "request = function()\n"
+        "  n = n + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])\n"
+        "end\n"
+    )
+
+
 def bench() -> int:
     """GET /me (resource replicas) and password logins with production Argon2id costs (auth
     replicas), through nginx, with 1 and with 2 replicas of each service, on this machine."""
@@ -157,24 +181,25 @@ def bench() -> int:
             print(f"{replicas} replica(s) of each service: starting ...", flush=True)
             cluster.start()
             password = "bench passphrase, long enough 42"
-            _sign_up(cluster, "bench", password)
-            token = _log_in(cluster, "bench", password)
+            # One account per connection: the login throttle's defaults stay on, and more than
+            # AUTH_LOGIN_FAILURE_LIMIT (5) logins of one account from one address in flight at
+            # once are refused (429) before their passwords are checked, right or wrong.
+            users = [f"bench{i}" for i in range(LOGIN_CONNECTIONS)]
+            for user in users:
+                _sign_up(cluster, user, password)
+            token = _log_in(cluster, users[0], password)
             me = _wrk(
                 f"{cluster.proxy_url}/me",
                 connections=32,
                 headers={"Authorization": f"Bearer {token}"},
             )
-            body = "grant_type=password&client_id=web&username=bench&password=" + password.replace(
-                " ", "+"
-            ).replace(",", "%2C")
             script = root / "login.lua"
-            script.write_text(
-                'wrk.method = "POST"\n'
-                f"wrk.body = {json.dumps(body)}\n"
-                'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
-            )
+            script.write_text(_login_script(users, password))
             logins = _wrk(
-                f"{cluster.proxy_url}/auth/token", connections=8, script=script, headers={}
+                f"{cluster.proxy_url}/auth/token",
+                connections=LOGIN_CONNECTIONS,
+                script=script,
+                headers={},
             )
             results[replicas] = {"GET /me": me, "POST /auth/token (password)": logins}
             print(f"  {json.dumps(results[replicas])}", flush=True)
