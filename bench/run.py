@@ -88,7 +88,9 @@ class Plan:
                 revocation_trials=20,
                 parity_samples=8,
                 cold_starts=1,
-                overload_connections=24,
+                # Above the default capacity of 2 cores (2 hashing + 32 queued): some must be
+                # refused for the figure to say anything.
+                overload_connections=48,
                 burst_timeout=20,
             )
         else:
