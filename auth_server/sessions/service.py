@@ -89,6 +89,20 @@ class Client:
     user_agent: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _RotationRequest:
+    """What `SessionService.rotate` was asked, as both of its paths read it."""
+
+    token: str
+    client_id: str
+    requested_scope: frozenset[str] | None
+    ip: str | None
+    user_agent: str | None
+    answer_for: AnswerFor
+    expected_session: str | None
+    admit: Admit | None
+
+
 # Called with the session of a refresh token once it is found and valid, before anything is
 # spent: it may refuse (rate limits raise their own error).
 Admit = Callable[[SessionRecord], Awaitable[None]]
@@ -172,30 +186,14 @@ class SessionService:
         `expected_session`: a relay (a resource server refreshing for its caller) names the
         session of the caller's expired access token; a refresh token of any other session is
         refused before anything is spent. `admit` may refuse before anything is spent."""
+        request = _RotationRequest(
+            token, client_id, requested_scope, ip, user_agent, answer_for, expected_session, admit
+        )
         if self._pool is not None and requested_scope is None:
-            answer = await self._rotate_in_one_statement(
-                db,
-                token,
-                client_id,
-                ip=ip,
-                user_agent=user_agent,
-                answer_for=answer_for,
-                expected_session=expected_session,
-                admit=admit,
-            )
+            answer = await self._rotate_in_one_statement(db, request)
             if answer is not None:
                 return answer
-        return await self._rotate_in_transaction(
-            db,
-            token,
-            client_id,
-            requested_scope,
-            ip=ip,
-            user_agent=user_agent,
-            answer_for=answer_for,
-            expected_session=expected_session,
-            admit=admit,
-        )
+        return await self._rotate_in_transaction(db, request)
 
     def _check(
         self,
@@ -223,16 +221,7 @@ class SessionService:
         return self._grace.seal({"answer": answer, "ip": ip, "user_agent": user_agent}, token_hash)
 
     async def _rotate_in_one_statement(
-        self,
-        db: AsyncSession,
-        token: str,
-        client_id: str,
-        *,
-        ip: str | None,
-        user_agent: str | None,
-        answer_for: AnswerFor,
-        expected_session: str | None,
-        admit: Admit | None,
+        self, db: AsyncSession, r: _RotationRequest
     ) -> dict[str, Any] | None:
         """PostgreSQL: one read, then one statement that does the whole rotation (no transaction
         of its own to begin and commit), on the connection `db` holds if it holds one. None when
@@ -240,50 +229,40 @@ class SessionService:
         changed between the read and the statement."""
         now = self._clock()
         async with PostgresRotation.connect(self._pool, db) as rotation:
-            record = self._check(await rotation.find(token), client_id, expected_session, now)
+            record = self._check(await rotation.find(r.token), r.client_id, r.expected_session, now)
             if record.used_at is not None:
                 return None
-            if admit is not None:
-                await admit(record.session)
+            if r.admit is not None:
+                await r.admit(record.session)
             plan = RotationPlan(record.session, record.scope, new_refresh_token())
-            answer, kid = await answer_for(plan, None)
+            answer, kid = await r.answer_for(plan, None)
             done = await rotation.rotate(
                 record,
                 child_token=plan.refresh_token,
                 scope=plan.scope,
-                sealed_answer=self._seal(answer, record.token_hash, ip, user_agent),
+                sealed_answer=self._seal(answer, record.token_hash, r.ip, r.user_agent),
                 kid=kid,
                 now=now,
-                ip=ip,
-                user_agent=user_agent,
+                ip=r.ip,
+                user_agent=r.user_agent,
             )
         return answer if done else None
 
-    async def _rotate_in_transaction(
-        self,
-        db: AsyncSession,
-        token: str,
-        client_id: str,
-        requested_scope: frozenset[str] | None,
-        *,
-        ip: str | None,
-        user_agent: str | None,
-        answer_for: AnswerFor,
-        expected_session: str | None,
-        admit: Admit | None,
-    ) -> dict[str, Any]:
+    async def _rotate_in_transaction(self, db: AsyncSession, r: _RotationRequest) -> dict[str, Any]:
         now = self._clock()
-        record = self._check(await self._tokens.find(db, token), client_id, expected_session, now)
+        record = self._check(
+            await self._tokens.find(db, r.token), r.client_id, r.expected_session, now
+        )
         session = record.session
         if record.used_at is None:
             scope = record.scope
-            if requested_scope is not None:
+            if r.requested_scope is not None:
                 # RFC 6749 §6: a refresh may narrow the scope, never widen it.
-                if not requested_scope <= frozenset(record.scope.split()):
+                if not r.requested_scope <= frozenset(record.scope.split()):
                     raise ScopeWidened()
-                scope = " ".join(sorted(requested_scope))
-            if admit is not None:
-                await admit(session)
+                scope = " ".join(sorted(r.requested_scope))
+            if r.admit is not None:
+                await r.admit(session)
             if await self._tokens.claim(db, record.id, now):
                 child = await self._tokens.add(
                     db,
@@ -293,8 +272,8 @@ class SessionService:
                     expires_at=session.expires_at,
                     parent_id=record.id,
                 )
-                answer, _ = await answer_for(RotationPlan(session, scope, child), db)
-                sealed = self._seal(answer, record.token_hash, ip, user_agent)
+                answer, _ = await r.answer_for(RotationPlan(session, scope, child), db)
+                sealed = self._seal(answer, record.token_hash, r.ip, r.user_agent)
                 await self._tokens.store_answer(db, record.id, sealed)
                 await db.execute(
                     update(LoginSession)
@@ -308,14 +287,14 @@ class SessionService:
                     user_id=session.user_id,
                     session_id=session.id,
                     client_id=session.client_id,
-                    ip=ip,
-                    user_agent=user_agent,
+                    ip=r.ip,
+                    user_agent=r.user_agent,
                 )
                 return answer
             # Lost the race: the winner has committed by now (our UPDATE waited for its lock),
             # and a fresh read sees its answer.
-            record = self._check(await self._tokens.find(db, token), client_id, None, now)
-        return (await self._replay(db, record, Client(ip, user_agent))).answer
+            record = self._check(await self._tokens.find(db, r.token), r.client_id, None, now)
+        return (await self._replay(db, record, Client(r.ip, r.user_agent))).answer
 
     async def _replay(
         self, db: AsyncSession, record: RefreshTokenRecord, client: Client

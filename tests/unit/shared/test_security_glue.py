@@ -183,17 +183,25 @@ async def test_the_new_pair_is_delivered_even_when_the_route_fails(
     assert response.headers["New-Refresh-Token"] == "rotated"
 
 
-async def test_a_refused_refresh_gets_the_plain_challenge(
-    verifier: TokenVerifier, make_token: TokenFactory
-) -> None:
-    app = build_app(verifier, FakeRefresher(make_token, "rejected"))
+async def read_with_refresh(
+    verifier: TokenVerifier, refresher: Any, access_token: str, refresh_token: str
+) -> httpx.Response:
+    """GET /read on an app with `refresher`, with an access token and a refresh token."""
+    app = build_app(verifier, refresher)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as client:
-        expired = make_token(exp=1000, iat=900)
-        response = await client.get(
-            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "bad"}
+        return await client.get(
+            "/read",
+            headers={"Authorization": f"Bearer {access_token}", "Refresh-Token": refresh_token},
         )
+
+
+async def test_a_refused_refresh_gets_the_plain_challenge(
+    verifier: TokenVerifier, make_token: TokenFactory
+) -> None:
+    refresher = FakeRefresher(make_token, "rejected")
+    response = await read_with_refresh(verifier, refresher, make_token(exp=1000, iat=900), "bad")
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert "New-Access-Token" not in response.headers
@@ -202,14 +210,8 @@ async def test_a_refused_refresh_gets_the_plain_challenge(
 async def test_an_unreachable_auth_server_is_503_with_retry_after(
     verifier: TokenVerifier, make_token: TokenFactory
 ) -> None:
-    app = build_app(verifier, FakeRefresher(make_token, "down"))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        expired = make_token(exp=1000, iat=900)
-        response = await client.get(
-            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt"}
-        )
+    refresher = FakeRefresher(make_token, "down")
+    response = await read_with_refresh(verifier, refresher, make_token(exp=1000, iat=900), "rt")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -218,14 +220,7 @@ async def test_an_unreachable_auth_server_is_503_with_retry_after(
 async def test_without_a_refresher_an_expired_token_is_just_401(
     verifier: TokenVerifier, make_token: TokenFactory
 ) -> None:
-    app = build_app(verifier, None)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        expired = make_token(exp=1000, iat=900)
-        response = await client.get(
-            "/read", headers={"Authorization": f"Bearer {expired}", "Refresh-Token": "rt"}
-        )
+    response = await read_with_refresh(verifier, None, make_token(exp=1000, iat=900), "rt")
     assert response.status_code == 401
 
 
@@ -249,17 +244,8 @@ async def test_every_refused_refresh_gets_the_same_words(
 
     challenges = []
     for refresher in (FakeRefresher(make_token, "rejected"), OtherSession(make_token)):
-        app = build_app(verifier, refresher)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            response = await client.get(
-                "/read",
-                headers={
-                    "Authorization": f"Bearer {make_token(exp=1000, iat=900)}",
-                    "Refresh-Token": "rt",
-                },
-            )
+        expired = make_token(exp=1000, iat=900)
+        response = await read_with_refresh(verifier, refresher, expired, "rt")
         assert response.status_code == 401 and "New-Access-Token" not in response.headers
         challenges.append(response.headers["WWW-Authenticate"])
     assert challenges[0] == challenges[1]
@@ -269,17 +255,8 @@ async def test_a_token_without_a_session_is_never_refreshed(
     verifier: TokenVerifier, make_token: TokenFactory
 ) -> None:
     refresher = FakeRefresher(make_token)
-    app = build_app(verifier, refresher)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        response = await client.get(
-            "/read",
-            headers={
-                "Authorization": f"Bearer {make_token(exp=1000, iat=900, sid=None)}",
-                "Refresh-Token": "rt",
-            },
-        )
+    no_session = make_token(exp=1000, iat=900, sid=None)
+    response = await read_with_refresh(verifier, refresher, no_session, "rt")
     assert response.status_code == 401 and refresher.calls == []
 
 
