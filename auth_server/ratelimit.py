@@ -366,15 +366,29 @@ class AttemptCounter:
         self.store = store
 
     async def attempt(
-        self, key: str, limit: int, window: int, *, db: AsyncSession | None = None
+        self,
+        key: str,
+        limit: int,
+        window: int,
+        *,
+        db: AsyncSession | None = None,
+        record_refusal: bool = True,
     ) -> Attempt:
         """Count an attempt. Over the limit, it is refunded at once (it tries nothing) and the
-        refusal is counted instead, so that repeated refusals can be reported in aggregate."""
+        refusal is counted instead (`refuse`), so that repeated refusals can be reported in
+        aggregate; without `record_refusal`, the caller decides whether to `refuse`."""
         async with _storage_errors():
             count = await self.store.incr(key, window, db=db)
             if count <= limit:
                 return Attempt(True, 0, 0)
             await self.store.incr(key, window, -1, db=db)
+        if not record_refusal:
+            return Attempt(False, 0, 0)
+        return await self.refuse(key, window, db=db)
+
+    async def refuse(self, key: str, window: int, *, db: AsyncSession | None = None) -> Attempt:
+        """Count a refusal under `key`, and say how long until its window ends."""
+        async with _storage_errors():
             refused = await self.store.incr(key + ":refused", window, db=db)
             ends = await self.store.get_expiry(key, db=db)
         return Attempt(False, max(1, int(ends - time.time()) + 1), refused)

@@ -183,7 +183,8 @@ def bench() -> int:
             password = "bench passphrase, long enough 42"
             # One account per connection: the login throttle's defaults stay on, and more than
             # AUTH_LOGIN_FAILURE_LIMIT (5) logins of one account from one address in flight at
-            # once are refused (429) before their passwords are checked, right or wrong.
+            # once across replicas may be refused (429) before their passwords are checked (a
+            # replica waits only for its own).
             users = [f"bench{i}" for i in range(LOGIN_CONNECTIONS)]
             for user in users:
                 _sign_up(cluster, user, password)

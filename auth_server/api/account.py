@@ -68,9 +68,41 @@ async def change_my_password(
     # A wrong current password is a failed login of this account: the same limits (counted
     # before the check), 429 with Retry-After, and an audit record.
     account = account_key(user.id, user.username)
+    counted = False
     try:
-        await throttle.attempt(account, ip, db=db)
+        async with throttle.attempt(account, ip, db=db):
+            counted = True
+            try:
+                await change_password(
+                    passwords,
+                    user,
+                    current_password=change.current_password,
+                    new_password=change.new_password,
+                )
+            except WrongPassword as exc:
+                audit.record(
+                    db,
+                    audit.LOGIN_FAILED,
+                    user_id=user.id,
+                    session_id=claims.sid,
+                    ip=ip,
+                    user_agent=user_agent,
+                    detail={"via": "password_change"},
+                )
+                raise Forbidden(str(exc)) from None
+            except WeakPassword as exc:
+                await throttle.succeeded(account, ip, db=db)  # the current password was right
+                raise Unprocessable(str(exc)) from None
+            except HashingBusy as busy:
+                await throttle.refund(account, ip, db=db)
+                raise ServiceUnavailable(
+                    "password changes are busy; try again shortly",
+                    headers={"Retry-After": str(busy.retry_after)},
+                ) from None
+            await throttle.succeeded(account, ip, db=db)
     except ThrottleUnavailable:
+        if counted:  # the password may have changed in this unit of work: roll it back
+            raise
         raise ServiceUnavailable(
             "password changes are unavailable; try again shortly",
             headers={"Retry-After": str(settings.retry_after)},
@@ -90,34 +122,6 @@ async def change_my_password(
             "too many attempts; try again later",
             headers={"Retry-After": str(throttled.retry_after)},
         ) from None
-    try:
-        await change_password(
-            passwords,
-            user,
-            current_password=change.current_password,
-            new_password=change.new_password,
-        )
-    except WrongPassword as exc:
-        audit.record(
-            db,
-            audit.LOGIN_FAILED,
-            user_id=user.id,
-            session_id=claims.sid,
-            ip=ip,
-            user_agent=user_agent,
-            detail={"via": "password_change"},
-        )
-        raise Forbidden(str(exc)) from None
-    except WeakPassword as exc:
-        await throttle.succeeded(account, ip, db=db)  # the current password was right
-        raise Unprocessable(str(exc)) from None
-    except HashingBusy as busy:
-        await throttle.refund(account, ip, db=db)
-        raise ServiceUnavailable(
-            "password changes are busy; try again shortly",
-            headers={"Retry-After": str(busy.retry_after)},
-        ) from None
-    await throttle.succeeded(account, ip, db=db)
     audit.record(
         db,
         audit.PASSWORD_CHANGED,

@@ -5,8 +5,9 @@ with its limit per AUTH_LOGIN_FAILURE_WINDOW:
 - the account and the client address: AUTH_LOGIN_FAILURE_LIMIT (5);
 - the client address, across accounts: AUTH_LOGIN_IP_LIMIT (50);
 - the account, across addresses: AUTH_LOGIN_ACCOUNT_LIMIT (20).
-A correct password refunds its attempt (and forgives that account's failures from that address).
-The account is the user (so username and email count
+A correct password refunds its attempt (and forgives that account's failures from that address);
+a login over a limit only because of this process's own logins still being checked waits for
+them, so right logins at once never refuse each other. The account is the user (so username and email count
 together), or the canonical login name when no user has it (unknown names are limited too).
 IPv6 addresses are counted per /64 (one host holds a whole /64), IPv4 per address.
 
@@ -17,13 +18,18 @@ can be read, logins fail closed (503): a guess never goes unthrottled.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.ratelimit import AttemptCounter, LimiterUnavailable, limit_key
 from auth_server.settings import AuthSettings
+from shared.service.db import checkpoint
 
 ThrottleUnavailable = LimiterUnavailable
 
@@ -62,6 +68,22 @@ def account_key(user_id: str | None, canonical_login: str) -> str:
     return f"user:{user_id}" if user_id else f"name:{canonical_login}"
 
 
+# Seconds a login may wait for this process's own logins under the same limit to be checked:
+# several hash times under load (a hash takes 0.1-0.3 s, more while hashing is queued).
+IN_FLIGHT_WAIT = 5.0
+
+
+class _Pending:
+    """This process's logins being checked under one limit's key, and an event set each time
+    one of them is done."""
+
+    __slots__ = ("changed", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = asyncio.Event()
+
+
 @dataclass(frozen=True, slots=True)
 class _Limit:
     key: str
@@ -76,6 +98,7 @@ class LoginThrottle:
         self._ip_limit = settings.login_ip_limit
         self._account_limit = settings.login_account_limit
         self._registration_limit = settings.registration_ip_limit
+        self._pending: dict[str, _Pending] = {}
 
     def _limits(self, account: str, ip: str | None) -> list[_Limit]:
         where = address_key(ip)
@@ -85,17 +108,82 @@ class LoginThrottle:
             _Limit(limit_key("login-account", account), self._account_limit),
         ]
 
-    async def attempt(self, account: str, ip: str | None, *, db: AsyncSession) -> None:
+    @contextlib.asynccontextmanager
+    async def attempt(
+        self, account: str, ip: str | None, *, db: AsyncSession
+    ) -> AsyncIterator[None]:
         """Count a login attempt before its password is checked; Throttled when any limit is
-        reached (the refused attempt is not counted as a guess)."""
-        counted: list[_Limit] = []
-        for limit in self._limits(account, ip):
-            result = await self._counter.attempt(limit.key, limit.limit, self._window, db=db)
-            if not result.allowed:
-                for earlier in counted:
-                    await self._counter.refund(earlier.key, self._window, db=db)
+        reached (the refused attempt is not counted as a guess). Check the password inside the
+        block, and call `succeeded` or `refund` there: leaving the block lets logins that wait
+        for this one try again.
+
+        A login over a limit only because of this process's own logins of the same account
+        (or from the same address) still being checked waits for them, up to IN_FLIGHT_WAIT:
+        a right password gives its count back, so a dozen right logins at once all succeed,
+        while wrong ones keep theirs and the waiters are then refused. (Logins in flight at
+        other replicas are not waited for: those refusals stay immediate.)"""
+        limits = self._limits(account, ip)
+        await self._count(limits, db)
+        try:
+            yield
+        finally:
+            for limit in limits:
+                self._release(limit)
+
+    def _hold(self, limit: _Limit) -> None:
+        """This process holds one more count under `limit` (no await since its count)."""
+        self._pending.setdefault(limit.key, _Pending()).count += 1
+
+    def _release(self, limit: _Limit) -> None:
+        pending = self._pending[limit.key]
+        pending.count -= 1
+        pending.changed.set()  # wakes the logins waiting on this key
+        if pending.count:
+            pending.changed = asyncio.Event()
+        else:
+            del self._pending[limit.key]
+
+    async def _count(self, limits: list[_Limit], db: AsyncSession) -> None:
+        """Count the attempt under every limit (each count held: `_release` it once the
+        password is checked). While a limit refuses it and this process holds counts under that
+        limit for logins being checked, wait for one of them to finish, then count again."""
+        deadline = time.monotonic() + IN_FLIGHT_WAIT
+        while True:
+            refused = await self._count_once(limits, db)
+            if refused is None:
+                return
+            pending = self._pending.get(refused.key)
+            remaining = deadline - time.monotonic()
+            if pending is None or remaining <= 0:
+                result = await self._counter.refuse(refused.key, self._window, db=db)
                 raise Throttled(result.wait, result.refused_so_far)
-            counted.append(limit)
+            changed = pending.changed
+            # Nothing held while waiting: on SQLite the counts were written in the request's
+            # transaction, whose write lock the logins being waited for need.
+            await checkpoint(db)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    async def _count_once(self, limits: list[_Limit], db: AsyncSession) -> _Limit | None:
+        """Count the attempt under every limit, holding each count; the limit that refused it
+        (the earlier counts given back and released), or None."""
+        held: list[_Limit] = []
+        try:
+            for limit in limits:
+                result = await self._counter.attempt(
+                    limit.key, limit.limit, self._window, db=db, record_refusal=False
+                )
+                if not result.allowed:
+                    for earlier in held:
+                        await self._counter.refund(earlier.key, self._window, db=db)
+                    return limit
+                self._hold(limit)
+                held.append(limit)
+            held = []  # all held: the caller releases them
+            return None
+        finally:
+            for limit in held:
+                self._release(limit)
 
     async def refund(self, account: str, ip: str | None, *, db: AsyncSession) -> None:
         """Take back an attempt that tried no password (the hashing pool was full)."""

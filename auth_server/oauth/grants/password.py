@@ -58,7 +58,19 @@ class PasswordGrant:
         account = account_key(user.id if user else None, canonical_username(login))
         try:
             # Counted before the password is checked: parallel guesses can't outrun the limit.
-            await self._throttle.attempt(account, req.ip, db=db)
+            async with self._throttle.attempt(account, req.ip, db=db):
+                # The attempt is counted and committed; Argon2 runs outside any transaction, so
+                # a login holds no database connection (nor SQLite's write lock) while it hashes.
+                await checkpoint(db)
+                try:
+                    ok, new_hash = await self._passwords.verify(
+                        password, user.password_hash if user else None
+                    )
+                except HashingBusy as busy:
+                    await self._throttle.refund(account, req.ip, db=db)  # nothing was tried
+                    raise TemporarilyUnavailable(busy.retry_after) from None
+                if user is not None and ok:
+                    await self._throttle.succeeded(account, req.ip, db=db)
         except Throttled as throttled:
             if throttled.report:  # in aggregate: the 1st, 2nd, 4th... refusal of a window
                 audit.record(
@@ -71,16 +83,6 @@ class PasswordGrant:
                     detail={"refused_in_window": throttled.refused_so_far},
                 )
             raise SlowDown(throttled.retry_after) from None
-        # The attempt is counted and committed; Argon2 runs outside any transaction, so a login
-        # holds no database connection (nor SQLite's write lock) while it hashes.
-        await checkpoint(db)
-        try:
-            ok, new_hash = await self._passwords.verify(
-                password, user.password_hash if user else None
-            )
-        except HashingBusy as busy:
-            await self._throttle.refund(account, req.ip, db=db)  # nothing was tried
-            raise TemporarilyUnavailable(busy.retry_after) from None
         if user is None or not ok:
             audit.record(
                 db,
@@ -91,7 +93,6 @@ class PasswordGrant:
                 user_agent=req.user_agent,
             )
             raise InvalidGrant(BAD_CREDENTIALS)
-        await self._throttle.succeeded(account, req.ip, db=db)
         if new_hash is not None:  # the hashing parameters changed: upgrade the stored hash
             user.password_hash = new_hash
 

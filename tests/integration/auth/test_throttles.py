@@ -297,3 +297,64 @@ async def test_a_login_refused_for_a_full_hashing_pool_touches_no_database(
         assert int(refused.headers["Retry-After"]) >= 1
         assert statements == []
         assert (await login(client, "saturated")).status_code == 200
+
+
+async def test_more_right_logins_at_once_than_the_limit_all_succeed(
+    auth_settings: AuthSettings,
+) -> None:
+    """AUTH_LOGIN_FAILURE_LIMIT counts failed logins (the contract). Attempts are counted before
+    their passwords are checked, so twelve right logins of one account from one address at
+    once used to get seven 429s (`make cluster ARGS=--bench` stopped on them). A login refused
+    only by this process's own logins still being checked now waits for them: a right one gives
+    its count back. Wrong ones keep theirs, so the forty parallel guesses above still check
+    only five passwords."""
+    settings = auth_settings.model_copy(update={"login_failure_limit": 5})
+    async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
+        await register(client, "busy-user")
+        hasher = app.state.auth.passwords._hash
+        fast = hasher.verify_and_update
+
+        def slow(password: str, stored: str) -> tuple[bool, str | None]:
+            time.sleep(0.05)  # long enough for all twelve to be in flight at once
+            return fast(password, stored)
+
+        hasher.verify_and_update = slow
+        checks = count_password_checks(app)
+        responses = await asyncio.gather(*(login(client, "busy-user") for _ in range(12)))
+        hasher.verify_and_update = fast
+        assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
+        assert checks[0] == 12
+        assert not app.state.auth.throttle._pending  # every attempt was let go
+        # The failures still count and still lock: five wrong, then even the right one waits
+        # for nothing and is refused.
+        for _ in range(5):
+            assert (await login(client, "busy-user", password=WRONG)).status_code == 400
+        assert (await login(client, "busy-user")).status_code == 429
+
+
+async def test_a_login_waits_for_the_ones_in_flight_only_so_long(
+    auth_settings: AuthSettings, monkeypatch: Any
+) -> None:
+    """The wait is bounded (IN_FLIGHT_WAIT): behind a login whose check takes longer, the next
+    one is refused like any other over the limit."""
+    from auth_server.users import throttle
+
+    monkeypatch.setattr(throttle, "IN_FLIGHT_WAIT", 0.2)
+    settings = auth_settings.model_copy(update={"login_failure_limit": 1})
+    async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
+        await register(client, "slowpoke")
+        hasher = app.state.auth.passwords._hash
+        fast = hasher.verify_and_update
+
+        def slow(password: str, stored: str) -> tuple[bool, str | None]:
+            time.sleep(1.0)
+            return fast(password, stored)
+
+        hasher.verify_and_update = slow
+        first = asyncio.create_task(login(client, "slowpoke"))
+        await asyncio.sleep(0.3)  # the first one is being checked
+        second = await login(client, "slowpoke")
+        assert second.status_code == 429
+        assert (await first).status_code == 200
+        hasher.verify_and_update = fast
+        assert (await login(client, "slowpoke")).status_code == 200  # nothing was left counted
