@@ -19,6 +19,7 @@ can be read, logins fail closed (503): a guess never goes unthrottled.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import time
@@ -73,15 +74,20 @@ def account_key(user_id: str | None, canonical_login: str) -> str:
 IN_FLIGHT_WAIT = 5.0
 
 
-class _Pending:
-    """This process's logins being checked under one limit's key, and an event set each time
-    one of them is done."""
+# Logins that may wait under one limit at once; past that, a refusal is immediate. A flood of
+# parallel requests must not become a crowd of waiters, each counting again.
+MAX_WAITING = 32
 
-    __slots__ = ("changed", "count")
+
+class _Pending:
+    """This process's logins holding a count under one limit's key, and the logins waiting for
+    one of them to finish (each finish wakes one, the last one every one)."""
+
+    __slots__ = ("count", "waiting")
 
     def __init__(self) -> None:
         self.count = 0
-        self.changed = asyncio.Event()
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +143,15 @@ class LoginThrottle:
     def _release(self, limit: _Limit) -> None:
         pending = self._pending[limit.key]
         pending.count -= 1
-        pending.changed.set()  # wakes the logins waiting on this key
-        if pending.count:
-            pending.changed = asyncio.Event()
-        else:
+        # Wake one waiting login (it counts again); when none is left in flight, every one:
+        # nothing else would wake them, and each then decides at once.
+        while pending.waiting:
+            waiter = pending.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if pending.count:
+                    break
+        if not pending.count and not pending.waiting:
             del self._pending[limit.key]
 
     async def _count(self, limits: list[_Limit], db: AsyncSession) -> None:
@@ -154,15 +165,33 @@ class LoginThrottle:
                 return
             pending = self._pending.get(refused.key)
             remaining = deadline - time.monotonic()
-            if pending is None or remaining <= 0:
+            if (
+                pending is None
+                or not pending.count
+                or remaining <= 0
+                or len(pending.waiting) >= MAX_WAITING
+            ):
                 result = await self._counter.refuse(refused.key, self._window, db=db)
                 raise Throttled(result.wait, result.refused_so_far)
-            changed = pending.changed
-            # Nothing held while waiting: on SQLite the counts were written in the request's
-            # transaction, whose write lock the logins being waited for need.
-            await checkpoint(db)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+            waiter = asyncio.get_running_loop().create_future()
+            pending.waiting.append(waiter)
+            try:
+                # Nothing held while waiting: on SQLite the counts were written in the
+                # request's transaction, whose write lock the logins waited for need.
+                await checkpoint(db)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter, remaining)
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    pending.waiting.remove(waiter)
+                if (
+                    not pending.count
+                    and not pending.waiting
+                    and self._pending.get(refused.key) is pending
+                ):
+                    del self._pending[refused.key]
 
     async def _count_once(self, limits: list[_Limit], db: AsyncSession) -> _Limit | None:
         """Count the attempt under every limit, holding each count; the limit that refused it

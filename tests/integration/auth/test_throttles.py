@@ -358,3 +358,32 @@ async def test_a_login_waits_for_the_ones_in_flight_only_so_long(
         assert (await first).status_code == 200
         hasher.verify_and_update = fast
         assert (await login(client, "slowpoke")).status_code == 200  # nothing was left counted
+
+
+async def test_a_crowd_beyond_the_waiting_room_is_refused_at_once(
+    auth_settings: AuthSettings, monkeypatch: Any
+) -> None:
+    """A flood of parallel logins does not become a crowd of waiters counting again: past
+    MAX_WAITING under one limit, a login over it is refused at once."""
+    from auth_server.users import throttle
+
+    monkeypatch.setattr(throttle, "MAX_WAITING", 2)
+    settings = auth_settings.model_copy(update={"login_failure_limit": 1})
+    async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
+        await register(client, "crowded")
+        hasher = app.state.auth.passwords._hash
+        fast = hasher.verify_and_update
+
+        def slow(password: str, stored: str) -> tuple[bool, str | None]:
+            time.sleep(0.3)
+            return fast(password, stored)
+
+        hasher.verify_and_update = slow
+        first = asyncio.create_task(login(client, "crowded"))
+        await asyncio.sleep(0.1)  # the first one holds the only count
+        crowd = await asyncio.gather(*(login(client, "crowded") for _ in range(5)))
+        hasher.verify_and_update = fast
+        assert (await first).status_code == 200
+        # Two waited and then went through one after the other; three were refused at once.
+        assert sorted(r.status_code for r in crowd) == [200, 200, 429, 429, 429]
+        assert not app.state.auth.throttle._pending
