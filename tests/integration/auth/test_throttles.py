@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,24 @@ async def app_at(settings: AuthSettings) -> AsyncIterator[Any]:
 def client_from(app: Any, address: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
+
+
+@contextmanager
+def slow_password_checks(app: Any, seconds: float) -> Iterator[None]:
+    """Every password check takes `seconds` longer, in the hashing thread, as production Argon2
+    costs do under load."""
+    hasher = app.state.auth.passwords._hash
+    fast = hasher.verify_and_update
+
+    def slow(password: str, stored: str) -> tuple[bool, str | None]:
+        time.sleep(seconds)
+        return fast(password, stored)
+
+    hasher.verify_and_update = slow
+    try:
+        yield
+    finally:
+        hasher.verify_and_update = fast
 
 
 def count_password_checks(app: Any) -> list[int]:
@@ -241,16 +259,8 @@ async def test_logins_beyond_the_hashing_pool_get_503_at_once(auth_settings: Aut
     )
     async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
         await register(client, "stormed")
-        hasher = app.state.auth.passwords._hash
-        fast = hasher.verify_and_update
-
-        def slow(password: str, stored: str) -> tuple[bool, str | None]:
-            time.sleep(0.3)  # production Argon2 costs take this long, in the worker thread
-            return fast(password, stored)
-
-        hasher.verify_and_update = slow
-        responses = await asyncio.gather(*(login(client, "stormed") for _ in range(8)))
-        hasher.verify_and_update = fast
+        with slow_password_checks(app, 0.3):
+            responses = await asyncio.gather(*(login(client, "stormed") for _ in range(8)))
         statuses = sorted(r.status_code for r in responses)
         assert statuses.count(200) >= 2 and statuses.count(503) >= 1
         assert set(statuses) <= {200, 503}
@@ -311,17 +321,9 @@ async def test_more_right_logins_at_once_than_the_limit_all_succeed(
     settings = auth_settings.model_copy(update={"login_failure_limit": 5})
     async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
         await register(client, "busy-user")
-        hasher = app.state.auth.passwords._hash
-        fast = hasher.verify_and_update
-
-        def slow(password: str, stored: str) -> tuple[bool, str | None]:
-            time.sleep(0.05)  # long enough for all twelve to be in flight at once
-            return fast(password, stored)
-
-        hasher.verify_and_update = slow
         checks = count_password_checks(app)
-        responses = await asyncio.gather(*(login(client, "busy-user") for _ in range(12)))
-        hasher.verify_and_update = fast
+        with slow_password_checks(app, 0.05):  # all twelve in flight at once
+            responses = await asyncio.gather(*(login(client, "busy-user") for _ in range(12)))
         assert [r.status_code for r in responses] == [200] * 12, [r.text for r in responses]
         assert checks[0] == 12
         assert not app.state.auth.throttle._pending  # every attempt was let go
@@ -343,20 +345,12 @@ async def test_a_login_waits_for_the_ones_in_flight_only_so_long(
     settings = auth_settings.model_copy(update={"login_failure_limit": 1})
     async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
         await register(client, "slowpoke")
-        hasher = app.state.auth.passwords._hash
-        fast = hasher.verify_and_update
-
-        def slow(password: str, stored: str) -> tuple[bool, str | None]:
-            time.sleep(1.0)
-            return fast(password, stored)
-
-        hasher.verify_and_update = slow
-        first = asyncio.create_task(login(client, "slowpoke"))
-        await asyncio.sleep(0.3)  # the first one is being checked
-        second = await login(client, "slowpoke")
-        assert second.status_code == 429
-        assert (await first).status_code == 200
-        hasher.verify_and_update = fast
+        with slow_password_checks(app, 1.0):
+            first = asyncio.create_task(login(client, "slowpoke"))
+            await asyncio.sleep(0.3)  # the first one is being checked
+            second = await login(client, "slowpoke")
+            assert second.status_code == 429
+            assert (await first).status_code == 200
         assert (await login(client, "slowpoke")).status_code == 200  # nothing was left counted
 
 
@@ -371,19 +365,11 @@ async def test_a_crowd_beyond_the_waiting_room_is_refused_at_once(
     settings = auth_settings.model_copy(update={"login_failure_limit": 1})
     async with app_at(settings) as app, client_from(app, "127.0.0.1") as client:
         await register(client, "crowded")
-        hasher = app.state.auth.passwords._hash
-        fast = hasher.verify_and_update
-
-        def slow(password: str, stored: str) -> tuple[bool, str | None]:
-            time.sleep(0.3)
-            return fast(password, stored)
-
-        hasher.verify_and_update = slow
-        first = asyncio.create_task(login(client, "crowded"))
-        await asyncio.sleep(0.1)  # the first one holds the only count
-        crowd = await asyncio.gather(*(login(client, "crowded") for _ in range(5)))
-        hasher.verify_and_update = fast
-        assert (await first).status_code == 200
+        with slow_password_checks(app, 0.3):
+            first = asyncio.create_task(login(client, "crowded"))
+            await asyncio.sleep(0.1)  # the first one holds the only count
+            crowd = await asyncio.gather(*(login(client, "crowded") for _ in range(5)))
+            assert (await first).status_code == 200
         # Two waited and then went through one after the other; three were refused at once.
         assert sorted(r.status_code for r in crowd) == [200, 200, 429, 429, 429]
         assert not app.state.auth.throttle._pending
