@@ -119,7 +119,10 @@ class RateLimiter:
     def refused(self, item: RateLimitItem, *parts: str) -> int | None:
         """The seconds to wait when this replica already saw the limit refuse `parts` in the
         current window, else None. Asks no storage."""
-        until = self._refused_until.get(item.key_for(limit_key(*parts)))
+        return self._refused(item.key_for(limit_key(*parts)))
+
+    def _refused(self, key: str) -> int | None:
+        until = self._refused_until.get(key)
         if until is None:
             return None
         now = time.time()
@@ -143,8 +146,8 @@ class RateLimiter:
         with Redis, in one round trip. None if every one had room, else the seconds to wait."""
         names = [limit_key(*parts) for _, parts in limits]
         keys = [item.key_for(name) for (item, _), name in zip(limits, names, strict=True)]
-        for item, parts in limits:
-            if (wait := self.refused(item, *parts)) is not None:
+        for key in keys:
+            if (wait := self._refused(key)) is not None:
                 return wait
         async with _storage_errors():
             if self._hit_all is not None and len(limits) > 1:
@@ -391,7 +394,7 @@ class AttemptCounter:
         async with _storage_errors():
             refused = await self.store.incr(key + ":refused", window, db=db)
             ends = await self.store.get_expiry(key, db=db)
-        return Attempt(False, max(1, int(ends - time.time()) + 1), refused)
+        return Attempt(False, _wait(ends, time.time()), refused)
 
     async def refund(self, key: str, window: int, *, db: AsyncSession | None = None) -> None:
         """Take back an attempt that turned out not to be a failure (a correct password)."""

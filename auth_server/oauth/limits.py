@@ -20,16 +20,23 @@ from auth_server.settings import AuthSettings
 log = logging.getLogger("auth_server.oauth.limits")
 
 
+# A limit and the parts of its counter's key, as RateLimiter.hit_all takes them.
+Limit = tuple[RateLimitItemPerMinute, tuple[str, ...]]
+
+
 class SessionLimits:
     def __init__(self, settings: AuthSettings, limiter: RateLimiter) -> None:
         self._limiter = limiter
-        self._session = RateLimitItemPerMinute(settings.session_rate_limit)
+        self._session_limit = RateLimitItemPerMinute(settings.session_rate_limit)
         self._client_limit = RateLimitItemPerMinute(settings.client_rate_limit)
 
-    def _client(self, client_id: str, ip: str | None) -> tuple[str, ...]:
-        return ("client", client_id, ip or "unknown")
+    def _client(self, client_id: str, ip: str | None) -> Limit:
+        return self._client_limit, ("client", client_id, ip or "unknown")
 
-    async def _hit(self, *limits: tuple[RateLimitItemPerMinute, tuple[str, ...]]) -> None:
+    def _session(self, session_id: str) -> Limit:
+        return self._session_limit, ("session", session_id)
+
+    async def _hit(self, *limits: Limit) -> None:
         try:
             wait = await self._limiter.hit_all(*limits)
         except LimiterUnavailable:
@@ -39,24 +46,22 @@ class SessionLimits:
 
     async def session(self, session_id: str) -> None:
         """Count a refresh or revocation of the session; SlowDown (429) when over the limit."""
-        await self._hit((self._session, ("session", session_id)))
+        await self._hit(self._session(session_id))
 
     async def client(self, client_id: str, ip: str | None) -> None:
         """Count a refresh or revocation by this client from this address."""
-        await self._hit((self._client_limit, self._client(client_id, ip)))
+        await self._hit(self._client(client_id, ip))
 
     async def client_and_session(self, client_id: str, ip: str | None, session_id: str) -> None:
         """`client`, then `session` if the client had room: both in one round trip (a refresh
         counts both on every request)."""
-        await self._hit(
-            (self._client_limit, self._client(client_id, ip)),
-            (self._session, ("session", session_id)),
-        )
+        await self._hit(self._client(client_id, ip), self._session(session_id))
 
     def check_client(self, client_id: str, ip: str | None) -> None:
         """SlowDown when this replica already saw the client over its limit in this window;
         costs no round trip, so a flood is refused before any database work."""
-        wait = self._limiter.refused(self._client_limit, *self._client(client_id, ip))
+        item, parts = self._client(client_id, ip)
+        wait = self._limiter.refused(item, *parts)
         if wait is not None:
             raise SlowDown(wait)
 
