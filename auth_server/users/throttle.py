@@ -7,8 +7,9 @@ with its limit per AUTH_LOGIN_FAILURE_WINDOW:
 - the account, across addresses: AUTH_LOGIN_ACCOUNT_LIMIT (20).
 A correct password refunds its attempt (and forgives that account's failures from that address);
 a login over a limit only because of this process's own logins still being checked waits for
-them, so right logins at once never refuse each other. The account is the user (so username and email count
-together), or the canonical login name when no user has it (unknown names are limited too).
+them, so right logins at once never refuse each other. The account is the user (so username and
+email count together), or the canonical login name when no user has it (unknown names are
+limited too).
 IPv6 addresses are counted per /64 (one host holds a whole /64), IPv4 per address.
 
 Sign-ups are limited per address and hour (AUTH_REGISTRATION_IP_LIMIT). The counts live in
@@ -151,8 +152,12 @@ class LoginThrottle:
                 waiter.set_result(None)
                 if pending.count:
                     break
-        if not pending.count and not pending.waiting:
-            del self._pending[limit.key]
+        self._forget_if_idle(limit.key, pending)
+
+    def _forget_if_idle(self, key: str, pending: _Pending) -> None:
+        """Drop `pending` once no login holds a count under `key` or waits there."""
+        if not pending.count and not pending.waiting and self._pending.get(key) is pending:
+            del self._pending[key]
 
     async def _count(self, limits: list[_Limit], db: AsyncSession) -> None:
         """Count the attempt under every limit (each count held: `_release` it once the
@@ -186,12 +191,7 @@ class LoginThrottle:
                     waiter.cancel()
                 with contextlib.suppress(ValueError):
                     pending.waiting.remove(waiter)
-                if (
-                    not pending.count
-                    and not pending.waiting
-                    and self._pending.get(refused.key) is pending
-                ):
-                    del self._pending[refused.key]
+                self._forget_if_idle(refused.key, pending)
 
     async def _count_once(self, limits: list[_Limit], db: AsyncSession) -> _Limit | None:
         """Count the attempt under every limit, holding each count; the limit that refused it
