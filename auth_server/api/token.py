@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +25,6 @@ from auth_server.api.page_cookie import (
     read_refresh_cookie,
     set_refresh_cookie,
 )
-from auth_server.oauth.clients import ClientRecord
 from auth_server.oauth.errors import (
     InvalidGrant,
     InvalidRequest,
@@ -31,7 +33,6 @@ from auth_server.oauth.errors import (
     UnsupportedGrantType,
 )
 from auth_server.oauth.grants import TokenRequest
-from auth_server.settings import AuthSettings
 from auth_server.state import AuthState
 from auth_server.users.throttle import ThrottleUnavailable
 from shared.service.db import transaction
@@ -73,53 +74,55 @@ async def _token(request: Request, state: AuthState, db: AsyncSession) -> JSONRe
     )
     if grant_type not in client.grant_types.split():
         raise UnauthorizedClient("the client may not use this grant type")
-    ip = request_client_address(request, settings)
-    if client.refresh_in_cookie:
-        return await _cookie_client_token(request, db, settings, grant_type, params, client, ip)
     token_request = TokenRequest(
-        params=params, client=client, ip=ip, user_agent=request.headers.get("user-agent")
+        params=params,
+        client=client,
+        ip=request_client_address(request, settings),
+        user_agent=request.headers.get("user-agent"),
     )
+    if client.refresh_in_cookie:
+        return await _cookie_client_token(request, state, db, grant_type, token_request)
+    return JSONResponse(await _issue(state, db, grant_type, token_request), headers=NO_STORE)
+
+
+async def _issue(
+    state: AuthState, db: AsyncSession, grant_type: str, token_request: TokenRequest
+) -> dict[str, Any]:
+    """The grant's answer (RFC 6749 §5.1), counted in the tokens-issued metric."""
     try:
-        body = await grant(db, token_request)
+        body = await state.grants[grant_type](db, token_request)
     except ThrottleUnavailable:
-        raise TemporarilyUnavailable(settings.retry_after) from None
+        raise TemporarilyUnavailable(state.settings.retry_after) from None
     state.metrics.tokens_issued.labels(grant=grant_type).inc()
-    return JSONResponse(body, headers=NO_STORE)
+    return body
 
 
 async def _cookie_client_token(
     request: Request,
+    state: AuthState,
     db: AsyncSession,
-    settings: AuthSettings,
     grant_type: str,
-    params: dict[str, str],
-    client: ClientRecord,
-    ip: str | None,
+    token_request: TokenRequest,
 ) -> JSONResponse:
     """The web page's client: the refresh token travels only in its HttpOnly cookie."""
+    settings = state.settings
     check_origin(request, settings)
     if grant_type == "refresh_token":
-        if "refresh_token" in params:
+        if "refresh_token" in token_request.params:
             raise InvalidRequest("this client's refresh token travels only in its cookie")
         cookie = read_refresh_cookie(request)
         if cookie is None:
             raise InvalidGrant("there is no session to refresh")
-        params = params | {"refresh_token": cookie}
-    grant = auth_state(request).grants[grant_type]
-    token_request = TokenRequest(
-        params=params, client=client, ip=ip, user_agent=request.headers.get("user-agent")
-    )
+        params = {**token_request.params, "refresh_token": cookie}
+        token_request = dataclasses.replace(token_request, params=params)
     try:
-        body = dict(await grant(db, token_request))
-    except ThrottleUnavailable:
-        raise TemporarilyUnavailable(settings.retry_after) from None
+        body = dict(await _issue(state, db, grant_type, token_request))
     except InvalidGrant as exc:
         if grant_type != "refresh_token":
             raise
         refused = oauth_error_response(exc)
         clear_refresh_cookie(refused, settings)  # the session is over: forget its cookie
         return refused
-    auth_state(request).metrics.tokens_issued.labels(grant=grant_type).inc()
     refresh_token = body.pop("refresh_token", None)
     response = JSONResponse(body, headers=NO_STORE)
     if refresh_token is not None:
