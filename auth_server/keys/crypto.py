@@ -1,4 +1,5 @@
-"""Key material: RSA generation, RFC 7638 thumbprints, public JWKs, AES-GCM at rest."""
+"""Key material: RSA generation, RFC 7638 thumbprints, public JWKs, AES-GCM at rest (signing
+keys, and other secrets kept under the key-encryption key: TOTP seeds)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,40 @@ import os
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
 
 
 class KeyDecryptionError(Exception):
     """The stored private key could not be decrypted (wrong AUTH_KEY_ENCRYPTION_KEY, or tampering)."""
+
+
+class SecretDecryptionError(Exception):
+    """A stored secret could not be decrypted (wrong AUTH_KEY_ENCRYPTION_KEY, or tampering)."""
+
+
+def derive_key(kek: bytes, label: str) -> bytes:
+    """A 256-bit key for one purpose, derived from the key-encryption key with HKDF (RFC 5869):
+    each kind of secret is encrypted under its own key, never under the KEK itself."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(kek)
+
+
+def encrypt_secret(plaintext: bytes, key: bytes, associated_data: bytes) -> bytes:
+    """AES-256-GCM: nonce || ciphertext. `associated_data` binds the blob to its row, so a
+    ciphertext copied into another row doesn't decrypt."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
+
+
+def decrypt_secret(blob: bytes, key: bytes, associated_data: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data)
+    except (InvalidTag, ValueError) as exc:
+        raise SecretDecryptionError("cannot decrypt a stored secret") from exc
 
 
 def _b64url_uint(value: int) -> str:
@@ -61,14 +87,13 @@ def encrypt_private_key(private_key: rsa.RSAPrivateKey, kek: bytes, kid: str) ->
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(kek).encrypt(nonce, der, kid.encode())
+    return encrypt_secret(der, kek, kid.encode())
 
 
 def decrypt_private_key(blob: bytes, kek: bytes, kid: str) -> rsa.RSAPrivateKey:
     try:
-        der = AESGCM(kek).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], kid.encode())
-    except (InvalidTag, ValueError) as exc:
+        der = decrypt_secret(blob, kek, kid.encode())
+    except SecretDecryptionError as exc:
         raise KeyDecryptionError(f"cannot decrypt signing key {kid}") from exc
     # The bytes are exactly a key this server generated (the GCM tag under the KEK proves it),
     # so OpenSSL's RSA consistency check, 37 ms of CPU per load here, proves nothing more

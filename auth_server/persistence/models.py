@@ -164,6 +164,117 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class TotpCredential(Base):
+    """A TOTP authenticator (RFC 6238). The seed is AES-GCM encrypted under a key derived from
+    AUTH_KEY_ENCRYPTION_KEY, with the row's id as associated data. It counts once confirmed by a
+    first code; `last_used_step` is the time step of the last code accepted (the setup code
+    included): a code is accepted only for a later step, by one conditional UPDATE, so no code
+    and no earlier code is ever accepted twice."""
+
+    __tablename__ = "totp_credentials"
+    # One confirmed authenticator per account (a new one replaces it when it is confirmed).
+    __table_args__ = (
+        Index(
+            "uq_totp_credentials_one_confirmed",
+            "user_id",
+            unique=True,
+            sqlite_where=text("confirmed_at IS NOT NULL"),
+            postgresql_where=text("confirmed_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RecoveryCode(Base):
+    """One of an account's recovery codes: only its keyed hash (factors/recovery_codes.py), and
+    when it was used (each is usable once)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user_hash", "user_id", "code_hash", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebAuthnCredential(Base):
+    """A passkey (WebAuthn Level 3 §4 "credential record"): one credential serves as a second
+    factor and for passwordless sign-in."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # ours, for the pages' URLs
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # base64url of the authenticator's credential id (at most 1023 bytes, L3 §7.1 step 18).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    # The user handle the credential was made for (random, never the `sub`): L3 §7.2 step 6
+    # compares it with the one an authenticator returns.
+    user_handle: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # L3 §6.1.3: backup eligibility is fixed when the credential is made; an assertion whose BE
+    # flag differs is refused. The backed-up state may change.
+    backup_eligible: Mapped[bool] = mapped_column(Boolean)
+    backed_up: Mapped[bool] = mapped_column(Boolean)
+    transports: Mapped[str] = mapped_column(String(128), default="")  # space-separated
+    aaguid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when an assertion's signature counter did not increase (L3 §6.1.1): a sign that the
+    # authenticator may have been cloned. The credential keeps working; the user is told.
+    counter_regressed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebAuthnChallenge(Base):
+    """A WebAuthn ceremony in progress: its challenge, usable once (deleted by the statement that
+    reads it) and until `expires_at`, bound to who asked for it."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # register | authenticate
+    challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    # The account: the registering one, the one signing in with a second factor, or NULL for a
+    # passwordless sign-in (the credential names its account).
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    # The SHA-256 of what the ceremony is bound to (a login flow, a browser session): a
+    # challenge started by one can't be finished by another.
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    user_handle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    user_verification: Mapped[str] = mapped_column(String(16))  # required | preferred
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FactorFailures(Base):
+    """Consecutive failures of one kind of second factor (`otp`: TOTP codes; `recovery`:
+    recovery codes) of one account. NIST SP 800-63B §5.2.2: after 100 the factor is locked
+    (`locked_at`) until a reset: the account's owner enrolling it again, or an operator.
+    Counted before each check; a success sets it back to zero."""
+
+    __tablename__ = "factor_failures"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RateLimitCounter(Base):
     """Attempt counters shared by replicas that have no Redis (auth_server/ratelimit.py). The
     key is a hash: no username or address is stored in clear."""

@@ -1,6 +1,7 @@
 """Purges what no longer matters: expired or long-ended sessions (their refresh tokens go with
 them), expired feed entries, audit events past AUTH_AUDIT_RETENTION_DAYS, attempt counters
-whose window has ended, and grace-window answers past their window.
+whose window has ended, grace-window answers past their window, expired WebAuthn challenges and
+TOTP enrolments never confirmed.
 
 Each pass deletes in bounded batches by indexed expiry columns, so its cost follows the amount
 of expired data, not the number of live sessions, and it never holds long locks.
@@ -22,11 +23,15 @@ from auth_server.persistence.models import (
     RateLimitCounter,
     RefreshToken,
     Revocation,
+    TotpCredential,
+    WebAuthnChallenge,
 )
 from auth_server.settings import AuthSettings
 from shared.service.db import utcnow
 
 log = logging.getLogger("auth_server.sweeper")
+
+PENDING_TOTP_LIFETIME = 86_400  # seconds an unconfirmed TOTP enrolment is kept
 
 
 async def _delete_batches(
@@ -84,6 +89,16 @@ async def sweep_once(
             .values(grace_response=None)
         )
     counts["grace_answers"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    counts["webauthn_challenges"] = await _delete_batches(
+        session_maker, WebAuthnChallenge, WebAuthnChallenge.expires_at < now, batch
+    )
+    counts["totp_enrolments"] = await _delete_batches(
+        session_maker,
+        TotpCredential,
+        TotpCredential.confirmed_at.is_(None)
+        & (TotpCredential.created_at < now - dt.timedelta(seconds=PENDING_TOTP_LIFETIME)),
+        batch,
+    )
     return counts
 
 
