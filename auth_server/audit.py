@@ -13,6 +13,18 @@ from shared.service.db import utcnow
 LOGIN = "login"
 LOGIN_FAILED = "login_failed"
 LOGIN_THROTTLED = "login_throttled"
+# Second factors and passkeys (auth_server/factors): every change, failure and lock.
+LOGIN_MFA_REQUIRED = "login_mfa_required"  # the password was right; a second factor is due
+FACTOR_ADDED = "factor_added"  # detail: kind (totp, passkey)
+FACTOR_REMOVED = "factor_removed"
+RECOVERY_CODES_GENERATED = "recovery_codes_generated"
+RECOVERY_CODE_USED = "recovery_code_used"
+PASSKEY_RENAMED = "passkey_renamed"
+FACTOR_FAILED = "factor_failed"  # a wrong code, or a refused passkey assertion
+FACTOR_THROTTLED = "factor_throttled"
+FACTOR_LOCKED = "factor_locked"
+FACTOR_LOCK_RESET = "factor_lock_reset"
+PASSKEY_COUNTER_REGRESSED = "passkey_counter_regressed"  # WebAuthn L3 §6.1.1: a possible clone
 REFRESH = "refresh"
 REFRESH_REUSE = "refresh_reuse"
 REFRESH_GRACE_REPLAY = "refresh_grace_replay"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import logging
 import os
+import re
 import secrets
 import time
 from hashlib import sha256
@@ -66,6 +68,35 @@ class AuthSettings(ServiceSettings):
         gt=0,
         description="refresh and revoke requests per client and client address per minute",
     )
+    # Second factors and passkeys (contract §8.5; docs/factors.md).
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="the WebAuthn relying party ID: a domain name, never an IP address "
+        "(default: the issuer's host when it is a name, else `localhost`)",
+    )
+    webauthn_origins: CommaList = Field(
+        [],
+        description="origins a passkey ceremony may come from (default: the issuer's origin, on "
+        "`localhost` when the issuer's host is an address); each on the RP ID or under it",
+    )
+    webauthn_rp_name: str = Field("notes-auth", min_length=1, max_length=64)
+    webauthn_challenge_ttl: int = Field(
+        300, gt=0, description="seconds a passkey ceremony's challenge stays usable (once)"
+    )
+    reauth_max_age: int = Field(
+        300,
+        gt=0,
+        description="seconds since sign-in within which factors may be added or removed",
+    )
+    factor_failure_limit: int = Field(
+        5, gt=0, description="wrong second-factor codes per account per login window, then 429"
+    )
+    factor_ip_limit: int = Field(
+        50,
+        gt=0,
+        description="wrong second-factor codes from one client address across accounts per "
+        "login window, then 429",
+    )
 
     # Beyond the contract's table: operational knobs with safe defaults.
     var_dir: Path = Path("var")
@@ -125,6 +156,45 @@ class AuthSettings(ServiceSettings):
     retry_after: int = Field(
         5, gt=0, description="Retry-After of a 503 (a backing service or the rate-limit store down)"
     )
+
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _rp_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return relying_party_id(value)
+
+    @model_validator(mode="after")
+    def _webauthn_origins(self) -> AuthSettings:
+        for origin in self.webauthn_origins:
+            check_webauthn_origin(origin, self.rp_id)
+        return self
+
+    @property
+    def rp_id(self) -> str:
+        """WebAuthn's relying party ID (contract §8.5): AUTH_WEBAUTHN_RP_ID, else the issuer's
+        host when it is a name, else `localhost` (WebAuthn L3 §5.1.3: an RP ID is a valid
+        domain string; an IP address can't be one)."""
+        if self.webauthn_rp_id:
+            return self.webauthn_rp_id
+        host = (urlsplit(self.issuer).hostname or "").lower()
+        if not host or _is_ip_address(host):
+            return "localhost"
+        return host
+
+    @property
+    def webauthn_expected_origins(self) -> list[str]:
+        """The origins a ceremony's clientDataJSON may name (WebAuthn L3 §7.1 step 9): the
+        configured ones, else the issuer's own origin, moved onto `localhost` when the issuer's
+        host is an address (the hosted pages must then be opened on `localhost`)."""
+        if self.webauthn_origins:
+            return [origin.rstrip("/") for origin in self.webauthn_origins]
+        issuer = urlsplit(self.issuer)
+        host = (issuer.hostname or "").lower()
+        if not host or _is_ip_address(host):
+            host = "localhost"
+        port = f":{issuer.port}" if issuer.port else ""
+        return [f"{issuer.scheme}://{host}{port}"]
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -192,6 +262,41 @@ class AuthSettings(ServiceSettings):
                     path,
                 )
         return sha256(raw.encode()).digest()
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def relying_party_id(value: str) -> str:
+    """A WebAuthn RP ID as configured: a lower-case domain name (no scheme, port or path),
+    never an IP address."""
+    name = value.strip().lower().rstrip(".")
+    if _is_ip_address(name):
+        raise ValueError("a WebAuthn RP ID must be a domain name, not an IP address")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(f"{value!r} is not a domain name")
+    return name
+
+
+def check_webauthn_origin(origin: str, rp_id: str) -> None:
+    """WebAuthn L3 §5.1.3 and §13.4.9: an origin's host must be the RP ID or a subdomain of it,
+    and the origin secure (https, or http on localhost)."""
+    parts = urlsplit(origin.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host or parts.path not in ("", "/"):
+        raise ValueError(f"AUTH_WEBAUTHN_ORIGINS: {origin!r} is not an origin")
+    if host != rp_id and not host.endswith("." + rp_id):
+        raise ValueError(f"AUTH_WEBAUTHN_ORIGINS: {origin!r} is not on the RP ID {rp_id!r}")
+    if parts.scheme == "http" and host != "localhost" and not host.endswith(".localhost"):
+        raise ValueError(f"AUTH_WEBAUTHN_ORIGINS: {origin!r} must be https outside localhost")
 
 
 def _read_when_written(path: Path, attempts: int = 50) -> str:
