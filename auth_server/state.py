@@ -18,6 +18,13 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_server import audit
+from auth_server.factors.lock import FactorLocks
+from auth_server.factors.login import SecondFactorLogin
+from auth_server.factors.recovery_codes import RecoveryCodeHasher
+from auth_server.factors.repository import Challenges, Passkeys, RecoveryCodes, TotpCredentials
+from auth_server.factors.service import FactorService
+from auth_server.factors.throttle import FactorThrottle
+from auth_server.factors.webauthn import RelyingParty
 from auth_server.keys.notifications import KeyChangeChannel, key_change_channel
 from auth_server.keys.store import KeyStore
 from auth_server.oauth.clients import ClientAuthenticator, ClientDirectory
@@ -93,6 +100,54 @@ def build_key_store(
     return store
 
 
+def build_factors(
+    settings: AuthSettings,
+    *,
+    sessions: SessionService,
+    counter: AttemptCounter,
+    clock: Callable[[], dt.datetime],
+) -> tuple[FactorService, SecondFactorLogin]:
+    """The account page's factor service and the sign-in's second-factor steps, over the same
+    stores (and the password throttle's attempt counter: one store of counts, separate keys)."""
+    secret = settings.key_encryption_secret()
+    totp_credentials = TotpCredentials(secret)
+    recovery = RecoveryCodes()
+    hasher = RecoveryCodeHasher(secret)
+    passkeys = Passkeys()
+    challenges = Challenges()
+    locks = FactorLocks()
+    relying_party = RelyingParty(
+        rp_id=settings.rp_id,
+        rp_name=settings.webauthn_rp_name,
+        origins=settings.webauthn_expected_origins,
+    )
+    service = FactorService(
+        settings,
+        sessions=sessions,
+        totp_credentials=totp_credentials,
+        recovery=recovery,
+        recovery_hasher=hasher,
+        passkeys=passkeys,
+        challenges=challenges,
+        locks=locks,
+        relying_party=relying_party,
+        clock=clock,
+    )
+    login = SecondFactorLogin(
+        settings,
+        totp_credentials=totp_credentials,
+        recovery=recovery,
+        recovery_hasher=hasher,
+        passkeys=passkeys,
+        challenges=challenges,
+        locks=locks,
+        throttle=FactorThrottle(settings, counter),
+        relying_party=relying_party,
+        clock=clock,
+    )
+    return service, login
+
+
 @dataclass
 class AuthState:
     settings: AuthSettings
@@ -111,6 +166,8 @@ class AuthState:
     grants: Mapping[str, Grant]
     revocation: TokenRevocation
     introspection: TokenIntrospection
+    factors: FactorService
+    factor_login: SecondFactorLogin
 
     @classmethod
     async def open(
@@ -139,9 +196,8 @@ class AuthState:
         passwords = PasswordHasher(settings)
         storage = open_storage(settings)
         limiter = RateLimiter(storage, redis, limits_key_prefix(settings))
-        throttle = LoginThrottle(
-            settings, AttemptCounter(open_counter_store(settings, engine, storage))
-        )
+        counter = AttemptCounter(open_counter_store(settings, engine, storage))
+        throttle = LoginThrottle(settings, counter)
         limits = SessionLimits(settings, limiter)
         issuer = TokenIssuer(
             keys,
@@ -171,9 +227,16 @@ class AuthState:
             clock=now,
             one_statement_pool=rotation_pool,
         )
+        factors, factor_login = build_factors(
+            settings, sessions=sessions, counter=counter, clock=now
+        )
         grants: dict[str, Grant] = {
             "password": PasswordGrant(
-                passwords=passwords, throttle=throttle, sessions=sessions, tokens=issuer
+                passwords=passwords,
+                throttle=throttle,
+                sessions=sessions,
+                tokens=issuer,
+                factors=factor_login,
             ),
             "refresh_token": RefreshTokenGrant(sessions=sessions, tokens=issuer, limits=limits),
             "client_credentials": ClientCredentialsGrant(issuer),
@@ -203,6 +266,8 @@ class AuthState:
             introspection=TokenIntrospection(
                 issuer=settings.issuer_base, sessions=sessions, verifier=verifier
             ),
+            factors=factors,
+            factor_login=factor_login,
         )
 
     async def aclose(self) -> None:
@@ -220,4 +285,4 @@ class AuthState:
         self.passwords.close()
 
 
-__all__ = ["AuthMetrics", "AuthState", "build_key_store", "kid_retired_hook"]
+__all__ = ["AuthMetrics", "AuthState", "build_factors", "build_key_store", "kid_retired_hook"]
