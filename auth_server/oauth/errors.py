@@ -60,6 +60,13 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class MfaRequired(OAuthError):
+    """Contract §8.3: the password was right, and the account has a second factor; send a TOTP
+    or recovery code as `otp` (a passkey needs the browser flow)."""
+
+    error = "mfa_required"
+
+
 class TemporarilyUnavailable(OAuthError):
     """503 with Retry-After: a dependency (the shared rate-limit store) is down, so the request
     is refused rather than let through unthrottled."""

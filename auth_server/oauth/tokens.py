@@ -12,6 +12,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.keys.store import KeyStore
+from auth_server.sessions.authentication import Authentication
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,14 @@ class TokenIssuer:
         self._clock = clock
 
     async def issue_access_token(
-        self, db: AsyncSession | None, *, sub: str, client_id: str, scope: str, sid: str | None
+        self,
+        db: AsyncSession | None,
+        *,
+        sub: str,
+        client_id: str,
+        scope: str,
+        sid: str | None,
+        authentication: Authentication | None = None,
     ) -> IssuedAccessToken:
         """Sign with the active key, checked in `db` (the request's transaction) unless it is
         None (the caller's statement checks that the key is still active)."""
@@ -62,6 +70,8 @@ class TokenIssuer:
         }
         if sid is not None:
             claims["sid"] = sid
+        if authentication is not None:  # contract §8.3: how the person signed in (RFC 9470)
+            claims.update(authentication.claims())
         token = jwt.encode(
             claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": "at+jwt"}
         )

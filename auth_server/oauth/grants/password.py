@@ -1,6 +1,11 @@
 """The resource owner password credentials grant (RFC 6749 §4.3).
 
 A wrong password and an unknown user give the same error, after the same Argon2 work.
+
+An account with a second factor answers `mfa_required` (contract §8.3) unless the form carries
+`otp`, a TOTP or recovery code. That answer proves the password was right, so the attempt stays
+counted as a failed login until the factor passes: a stolen password buys no more tries than a
+guessed one.
 """
 
 from __future__ import annotations
@@ -10,23 +15,34 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server import audit
+from auth_server.factors.actor import Actor
+from auth_server.factors.errors import FactorLocked, FactorThrottled, WrongCode
+from auth_server.factors.login import SecondFactorLogin
 from auth_server.oauth.errors import (
     InvalidGrant,
     InvalidRequest,
+    MfaRequired,
     SlowDown,
     TemporarilyUnavailable,
 )
 from auth_server.oauth.grants.base import TokenRequest
 from auth_server.oauth.scopes import grant_scope, parse_scope, user_scopes
 from auth_server.oauth.tokens import TokenIssuer, token_response
+from auth_server.sessions.authentication import (
+    OTP,
+    PWD,
+    Authentication,
+    authentication_for,
+)
 from auth_server.sessions.service import SessionService
 from auth_server.users.normalize import canonical_username
 from auth_server.users.passwords import HashingBusy, PasswordHasher
 from auth_server.users.service import find_for_login
 from auth_server.users.throttle import LoginThrottle, Throttled, account_key
-from shared.service.db import checkpoint
+from shared.service.db import checkpoint, utcnow
 
 BAD_CREDENTIALS = "the username or password is wrong"
+WRONG_CODE = "the one-time code is wrong or was used already"
 
 
 class PasswordGrant:
@@ -37,11 +53,13 @@ class PasswordGrant:
         throttle: LoginThrottle,
         sessions: SessionService,
         tokens: TokenIssuer,
+        factors: SecondFactorLogin | None = None,
     ) -> None:
         self._passwords = passwords
         self._throttle = throttle
         self._sessions = sessions
         self._tokens = tokens
+        self._factors = factors
 
     async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]:
         login, password = req.params.get("username"), req.params.get("password")
@@ -56,6 +74,7 @@ class PasswordGrant:
             raise TemporarilyUnavailable(busy.retry_after) from None
         user = await find_for_login(db, login)
         account = account_key(user.id if user else None, canonical_username(login))
+        mfa_due = False
         try:
             # Counted before the password is checked: parallel guesses can't outrun the limit.
             async with self._throttle.attempt(account, req.ip, db=db):
@@ -70,7 +89,13 @@ class PasswordGrant:
                     await self._throttle.refund(account, req.ip, db=db)  # nothing was tried
                     raise TemporarilyUnavailable(busy.retry_after) from None
                 if user is not None and ok:
-                    await self._throttle.succeeded(account, req.ip, db=db)
+                    # Asked only once the password is known right: an unknown user and a wrong
+                    # password still cost the same (no extra query for an existing account).
+                    mfa_due = self._factors is not None and await self._factors.second_factor_due(
+                        db, user.id
+                    )
+                    if not mfa_due:
+                        await self._throttle.succeeded(account, req.ip, db=db)
         except Throttled as throttled:
             if throttled.report:  # in aggregate: the 1st, 2nd, 4th... refusal of a window
                 audit.record(
@@ -95,6 +120,11 @@ class PasswordGrant:
             raise InvalidGrant(BAD_CREDENTIALS)
         if new_hash is not None:  # the hashing parameters changed: upgrade the stored hash
             user.password_hash = new_hash
+        authentication = (
+            await self._second_factor(db, req, user.id, account)
+            if mfa_due
+            else authentication_for(utcnow(), (PWD,))
+        )
 
         allowed = frozenset(req.client.scopes.split()) & user_scopes(user.is_admin)
         scope = grant_scope(requested, allowed)
@@ -110,7 +140,12 @@ class PasswordGrant:
             )
             refresh_token, sid = started.refresh_token, started.session_id
         access = await self._tokens.issue_access_token(
-            db, sub=user.id, client_id=req.client.id, scope=scope, sid=sid
+            db,
+            sub=user.id,
+            client_id=req.client.id,
+            scope=scope,
+            sid=sid,
+            authentication=authentication,
         )
         audit.record(
             db,
@@ -122,3 +157,35 @@ class PasswordGrant:
             user_agent=req.user_agent,
         )
         return token_response(access, refresh_token)
+
+    async def _second_factor(
+        self, db: AsyncSession, req: TokenRequest, user_id: str, account: str
+    ) -> Authentication:
+        """The password was right and a second factor is due: `otp` must pass. Until it does,
+        the password's attempt stays counted; once it does, the login is forgiven as a right
+        password alone would be. A wrong code counts only in the factor throttle."""
+        assert self._factors is not None
+        actor = Actor(req.ip, req.user_agent, client_id=req.client.id)
+        code = req.params.get("otp")
+        if not code:
+            audit.record(
+                db,
+                audit.LOGIN_MFA_REQUIRED,
+                user_id=user_id,
+                client_id=req.client.id,
+                ip=req.ip,
+                user_agent=req.user_agent,
+            )
+            raise MfaRequired("a second factor is required: send a TOTP or recovery code as otp")
+        try:
+            await self._factors.verify_code(db, user_id, code, actor)
+        except WrongCode:
+            raise InvalidGrant(WRONG_CODE) from None
+        except FactorLocked:
+            raise InvalidGrant(
+                "this kind of code is locked after too many failures; use another factor"
+            ) from None
+        except FactorThrottled as throttled:
+            raise SlowDown(throttled.retry_after) from None
+        await self._throttle.succeeded(account, req.ip, db=db)
+        return authentication_for(utcnow(), (PWD, OTP))
