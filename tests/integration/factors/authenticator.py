@@ -42,7 +42,9 @@ class SoftAuthenticator:
     backed_up: bool = False
     counter: int | None = 0  # None: keeps no counter (always 0)
     credential_id: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     user_handle: bytes | None = None
 
     def _flags(self, *, attested: bool, uv: bool | None) -> int:
@@ -66,7 +68,13 @@ class SoftAuthenticator:
     def _cose_key(self) -> bytes:
         numbers = self.key.public_key().public_numbers()
         return cbor2.dumps(
-            {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
+            {
+                1: 2,
+                3: -7,
+                -1: 1,
+                -2: numbers.x.to_bytes(32, "big"),
+                -3: numbers.y.to_bytes(32, "big"),
+            }
         )
 
     def _client_data(self, type_: str, challenge: str, origin: str | None, cross: bool) -> bytes:
@@ -95,11 +103,17 @@ class SoftAuthenticator:
         )
         rp_hash = hashlib.sha256((rp_id or self.rp_id).encode()).digest()
         attested = (
-            bytes(16) + struct.pack(">H", len(self.credential_id)) + self.credential_id + self._cose_key()
+            bytes(16)
+            + struct.pack(">H", len(self.credential_id))
+            + self.credential_id
+            + self._cose_key()
         )
         count = 0 if self.counter is None else self.counter
         auth_data = (
-            rp_hash + bytes([self._flags(attested=True, uv=uv)]) + struct.pack(">I", count) + attested
+            rp_hash
+            + bytes([self._flags(attested=True, uv=uv)])
+            + struct.pack(">I", count)
+            + attested
         )
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         return {
@@ -131,7 +145,9 @@ class SoftAuthenticator:
         client_data = self._client_data("webauthn.get", options["challenge"], origin, cross_origin)
         rp_hash = hashlib.sha256((rp_id or self.rp_id).encode()).digest()
         signed_count = self._count() if count is None else count
-        auth_data = rp_hash + bytes([self._flags(attested=False, uv=uv)]) + struct.pack(">I", signed_count)
+        auth_data = (
+            rp_hash + bytes([self._flags(attested=False, uv=uv)]) + struct.pack(">I", signed_count)
+        )
         signature = self.key.sign(
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )

@@ -166,7 +166,9 @@ async def test_the_seed_is_encrypted_at_rest_and_bound_to_its_row(harness: Harne
     # Alice's ciphertext copied onto Bob's row doesn't decrypt (associated data: id and user).
     await h.run(
         lambda db: db.execute(
-            update(TotpCredential).where(TotpCredential.user_id == bob).values(secret_encrypted=blob)
+            update(TotpCredential)
+            .where(TotpCredential.user_id == bob)
+            .values(secret_encrypted=blob)
         )
     )
     with pytest.raises(SecretDecryptionError):
