@@ -237,6 +237,7 @@ class AuthState:
                 sessions=sessions,
                 tokens=issuer,
                 factors=factor_login,
+                clock=now,
             ),
             "refresh_token": RefreshTokenGrant(sessions=sessions, tokens=issuer, limits=limits),
             "client_credentials": ClientCredentialsGrant(issuer),

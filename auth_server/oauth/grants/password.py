@@ -10,6 +10,8 @@ guessed one.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,12 +56,14 @@ class PasswordGrant:
         sessions: SessionService,
         tokens: TokenIssuer,
         factors: SecondFactorLogin | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._passwords = passwords
         self._throttle = throttle
         self._sessions = sessions
         self._tokens = tokens
         self._factors = factors
+        self._clock = clock  # the sign-in's `auth_time`
 
     async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]:
         login, password = req.params.get("username"), req.params.get("password")
@@ -123,7 +127,7 @@ class PasswordGrant:
         authentication = (
             await self._second_factor(db, req, user.id, account)
             if mfa_due
-            else authentication_for(utcnow(), (PWD,))
+            else authentication_for(self._clock(), (PWD,))
         )
 
         allowed = frozenset(req.client.scopes.split()) & user_scopes(user.is_admin)
@@ -188,4 +192,4 @@ class PasswordGrant:
         except FactorThrottled as throttled:
             raise SlowDown(throttled.retry_after) from None
         await self._throttle.succeeded(account, req.ip, db=db)
-        return authentication_for(utcnow(), (PWD, OTP))
+        return authentication_for(self._clock(), (PWD, OTP))
