@@ -135,7 +135,7 @@ class SoftAuthenticator:
         origin: str | None = None,
         rp_id: str | None = None,
         uv: bool | None = None,
-        user_handle: bytes | None | bool = True,
+        user_handle: bytes | bool | None = True,
         cross_origin: bool = False,
         count: int | None = None,
     ) -> dict[str, Any]:

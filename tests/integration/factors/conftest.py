@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import pytest
 
 from auth_server.factors.actor import Actor
-from auth_server.state import AuthState
 from auth_server.settings import AuthSettings
+from auth_server.state import AuthState
 from auth_server.users.service import register
 from shared.service.db import transaction
 

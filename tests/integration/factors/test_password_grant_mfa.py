@@ -47,7 +47,7 @@ def claims(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_password_alone_gives_pwd(served: Any) -> None:
-    client, (_state, clock) = served
+    client, (_state, _clock) = served
     user = await register(client)
     response = await login(client, user["username"])
     assert response.status_code == 200, response.text
