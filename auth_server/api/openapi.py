@@ -116,7 +116,9 @@ def oauth_error_responses(
     responses: dict[int | str, dict[str, Any]] = {
         400: _oauth_error(
             "Refused: `invalid_request`, `invalid_client` (without HTTP Basic), "
-            "`invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`."
+            "`invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, "
+            "and `mfa_required` (the password grant for an account with a second factor, "
+            "without `otp`)."
         ),
         401: _oauth_error(
             "`invalid_client` after HTTP Basic: malformed, unknown client or wrong secret.",
@@ -179,6 +181,11 @@ TOKEN_FORM = form_body(
         "grant_type": {"type": "string", "enum": sorted(GRANT_TYPES)},
         "username": text("password grant: the username or the email address."),
         "password": text("password grant.", format="password"),
+        "otp": text(
+            "password grant, for an account with a second factor: a TOTP code or a recovery "
+            "code (without it, the answer is `mfa_required`).",
+            format="password",
+        ),
         "refresh_token": text("refresh_token grant."),
         "scope": text(
             "Space-separated scopes (RFC 6749 §3.3); default: all the client and user may have "
