@@ -8,10 +8,11 @@ credential."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from auth_server.factors.errors import (
     InvalidName,
@@ -20,7 +21,14 @@ from auth_server.factors.errors import (
     ReauthenticationRequired,
 )
 from auth_server.factors.login import CounterRegression, PasskeySignIn
-from auth_server.persistence.models import AuditEvent, LoginSession, WebAuthnCredential
+from auth_server.persistence.models import (
+    AuditEvent,
+    LoginSession,
+    TotpCredential,
+    WebAuthnChallenge,
+    WebAuthnCredential,
+)
+from auth_server.persistence.sweeper import PENDING_TOTP_LIFETIME, sweep_once
 from auth_server.sessions.authentication import HWK, PWD, authentication_for
 from auth_server.sessions.service import SessionService
 from tests.integration.factors.authenticator import SoftAuthenticator
@@ -477,3 +485,23 @@ async def test_a_factor_change_ends_the_accounts_other_sessions(harness: Harness
         )
     )
     assert list(live.all()) == [mine]
+
+
+async def test_the_sweeper_purges_expired_challenges_and_stale_enrolments(
+    harness: Harness,
+) -> None:
+    h = harness
+    user_id = await h.user()
+    await h.run(lambda db: h.state.factor_login.begin_passkey(db, binding=FLOW))
+    await h.run(lambda db: h.state.factors.begin_totp(db, user_id, auth_time=h.fresh))
+    counts = await sweep_once(h.state.session_maker, h.state.settings)
+    assert counts["webauthn_challenges"] == counts["totp_enrolments"] == 0
+
+    async def backdate(db: Any) -> None:
+        old = h.clock.datetime() - dt.timedelta(seconds=PENDING_TOTP_LIFETIME + 1)
+        await db.execute(update(WebAuthnChallenge).values(expires_at=old))
+        await db.execute(update(TotpCredential).values(created_at=old))
+
+    await h.run(backdate)
+    counts = await sweep_once(h.state.session_maker, h.state.settings)
+    assert counts["webauthn_challenges"] == counts["totp_enrolments"] == 1

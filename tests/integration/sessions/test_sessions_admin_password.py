@@ -259,6 +259,8 @@ async def test_sweeper_purges_only_what_expired(
         "audit_events": aged,
         "rate_limit_counters": 1,
         "grace_answers": 1,
+        "webauthn_challenges": 0,
+        "totp_enrolments": 0,
     }
     assert aged >= 2  # the sign-up and the login at least
     assert await db.scalar(select(func.count()).select_from(AuditEvent)) == kept_events
