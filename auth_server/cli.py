@@ -15,6 +15,9 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server import provision
+from auth_server.factors.actor import Actor
+from auth_server.factors.lock import KINDS
+from auth_server.factors.service import reset_factor_lock
 from auth_server.keys.store import KeyStore, KeyStoreError
 from auth_server.oauth.clients import ClientExists, InvalidClientSpec, create_client
 from auth_server.ratelimit import (
@@ -180,6 +183,33 @@ def unlock_user(
     except LimiterUnavailable as exc:
         raise fail(f"the attempt counters can't be reached: {exc}") from None
     typer.echo(f"unlocked {name}" + (f" (and address {address})" if address else ""))
+
+
+@users_app.command("reset-factors")
+def reset_factors(
+    login: str = typer.Argument(..., help="username or email"),
+) -> None:
+    """Unlock an account's second factors, locked after 100 failures in a row."""
+    settings = _settings()
+
+    async def main() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with transaction(create_session_maker(engine)) as db:
+                user = await find_for_login(db, login)
+                if user is None:
+                    return None
+                await reset_factor_lock(
+                    db, user.id, KINDS, actor=Actor(ip=None, user_agent="auth-server cli")
+                )
+                return user.username
+        finally:
+            await engine.dispose()
+
+    name = asyncio.run(main())
+    if name is None:
+        raise fail(f"no user {login!r}")
+    typer.echo(f"second factors unlocked for {name}")
 
 
 @clients_app.command("create")

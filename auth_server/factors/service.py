@@ -120,6 +120,29 @@ class FactorRemoved:
     recovery_codes_voided: int
 
 
+async def reset_factor_lock(
+    db: AsyncSession,
+    user_id: str,
+    kinds: tuple[str, ...] = KINDS,
+    *,
+    actor: Actor,
+    locks: FactorLocks | None = None,
+) -> None:
+    """Unlock an account's locked factors (NIST SP 800-63B §5.2.2: "until a reset"), audited:
+    an operator's reset, from `FactorService.reset_lock` or `auth-server users reset-factors`."""
+    await (locks or FactorLocks()).reset(db, user_id, kinds)
+    audit.record(
+        db,
+        audit.FACTOR_LOCK_RESET,
+        user_id=user_id,
+        session_id=actor.session_id,
+        client_id=actor.client_id,
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+        detail={"kinds": list(kinds)},
+    )
+
+
 def passkey_name(name: str) -> str:
     """A passkey's name as the person typed it: trimmed, 1 to 64 characters, no control
     characters (it is shown on pages and in mails)."""
@@ -377,8 +400,7 @@ class FactorService:
         self, db: AsyncSession, user_id: str, kinds: tuple[str, ...] = KINDS, *, actor: Actor
     ) -> None:
         """An operator's reset of locked factors (NIST SP 800-63B §5.2.2: "until a reset")."""
-        await self._locks.reset(db, user_id, kinds)
-        self._audit(db, audit.FACTOR_LOCK_RESET, user_id, actor, kinds=list(kinds))
+        await reset_factor_lock(db, user_id, kinds, actor=actor, locks=self._locks)
 
     # -- shared steps ----------------------------------------------------------------------
 
@@ -434,4 +456,5 @@ __all__ = [
     "PasskeyInfo",
     "TotpEnrolment",
     "passkey_name",
+    "reset_factor_lock",
 ]

@@ -31,8 +31,9 @@ from auth_server.persistence.models import (
 from auth_server.persistence.sweeper import PENDING_TOTP_LIFETIME, sweep_once
 from auth_server.sessions.authentication import HWK, PWD, authentication_for
 from auth_server.sessions.service import SessionService
+from auth_server.users.throttle import Throttled, account_key
 from tests.integration.factors.authenticator import SoftAuthenticator
-from tests.integration.factors.conftest import ACTOR, Harness
+from tests.integration.factors.conftest import ACTOR, Harness, open_harness
 
 BROWSER = "browser-session-1"  # what the ceremonies are bound to (the pages pass theirs)
 FLOW = "login-flow-1"
@@ -505,3 +506,36 @@ async def test_the_sweeper_purges_expired_challenges_and_stale_enrolments(
     await h.run(backdate)
     counts = await sweep_once(h.state.session_maker, h.state.settings)
     assert counts["webauthn_challenges"] == counts["totp_enrolments"] == 1
+
+
+async def test_a_password_lockout_neither_blocks_nor_is_lifted_by_a_passkey(
+    factor_settings: Any,
+) -> None:
+    """keycloak#41476: a passkey sign-in unlocked the account. Here an account whose password is
+    throttled still signs in with a passkey alone (no guess can pass one), and its password
+    stays throttled afterwards."""
+
+    h = await open_harness(factor_settings.model_copy(update={"login_failure_limit": 2}))
+    try:
+        user_id = await h.user()
+        device = SoftAuthenticator()
+        await register(h, user_id, device)
+        throttle = h.state.throttle
+        account = account_key(user_id, "")
+
+        async def password_attempt() -> bool:
+            async with h.state.session_maker() as db:
+                try:
+                    async with throttle.attempt(account, ACTOR.ip, db=db):
+                        pass  # a wrong password: the attempt stays counted
+                except Throttled:
+                    return False
+                finally:
+                    await db.commit()
+            return True
+
+        assert [await password_attempt() for _ in range(3)] == [True, True, False]
+        assert (await sign_in(h, device)).user_id == user_id
+        assert not await password_attempt()
+    finally:
+        await h.state.aclose()

@@ -20,6 +20,7 @@ from auth_server.factors.lock import LOCK_THRESHOLD, OTP, RECOVERY
 from auth_server.persistence.models import AuditEvent, RecoveryCode
 from auth_server.settings import AuthSettings
 from auth_server.users.throttle import account_key
+from tests.databases import TEST_KEK
 from tests.integration.factors.conftest import ACTOR, Harness, open_harness
 from tests.integration.factors.test_totp import enrol
 
@@ -314,3 +315,72 @@ def count_totp_checks(h: Harness) -> list[int]:
 
     login._check_totp = counting  # type: ignore[method-assign]
     return checks
+
+
+async def test_an_operator_resets_a_locked_factor_from_the_command_line(
+    factor_settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from auth_server.cli import app
+
+    h = await open_harness(
+        factor_settings.model_copy(
+            update={"factor_failure_limit": 10_000, "factor_ip_limit": 10_000}
+        )
+    )
+    try:
+        user_id = await h.user("locked-factor")
+        seed = await enrol(h, user_id)
+        for _ in range(LOCK_THRESHOLD):
+            with pytest.raises(WrongCode):
+                await verify(h, user_id, "000000")
+        right = totp.code_at(seed, totp.current_step(h.clock.now) + 1)
+        with pytest.raises(FactorLocked):
+            await verify(h, user_id, right)
+        for name, value in {
+            "AUTH_DATABASE_URL": factor_settings.database_url,
+            "AUTH_KEY_ENCRYPTION_KEY": TEST_KEK,
+            "AUTH_ENVIRONMENT": "test",
+            "AUTH_VAR_DIR": str(factor_settings.var_dir),
+        }.items():
+            monkeypatch.setenv(name, value)
+        runner = CliRunner()
+        result = await asyncio.to_thread(
+            runner.invoke, app, ["users", "reset-factors", "locked-factor"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "second factors unlocked for locked-factor" in result.output
+        assert (await verify(h, user_id, right)).kind == OTP
+        missing = await asyncio.to_thread(runner.invoke, app, ["users", "reset-factors", "nobody"])
+        assert missing.exit_code == 1
+    finally:
+        await h.state.aclose()
+
+
+async def test_parallel_wrong_codes_check_at_most_the_limit_on_redis(
+    factor_settings: AuthSettings, redis_url: str, redis_prefix: str
+) -> None:
+    settings = factor_settings.model_copy(
+        update={"factor_failure_limit": 3, "redis_url": redis_url, "redis_prefix": redis_prefix}
+    )
+    h = await open_harness(settings)
+    try:
+        user_id = await h.user()
+        await enrol(h, user_id)
+        checks = count_totp_checks(h)
+
+        async def attempt() -> str:
+            try:
+                await verify(h, user_id, "000000")
+            except WrongCode:
+                return "wrong"
+            except FactorThrottled:
+                return "throttled"
+            return "accepted"
+
+        results = await asyncio.gather(*(attempt() for _ in range(12)))
+        assert sorted(results) == ["throttled"] * 9 + ["wrong"] * 3
+        assert checks[0] == 3
+    finally:
+        await h.state.aclose()
