@@ -539,3 +539,39 @@ async def test_a_password_lockout_neither_blocks_nor_is_lifted_by_a_passkey(
         assert not await password_attempt()
     finally:
         await h.state.aclose()
+
+
+async def test_a_registration_ceremony_is_used_once_by_its_own_account_and_session(
+    harness: Harness,
+) -> None:
+    h = harness
+    alice, bob = await h.user(), await h.user()
+    ceremony = await h.run(
+        lambda db: h.state.factors.begin_passkey_registration(
+            db, alice, binding=BROWSER, auth_time=h.fresh
+        )
+    )
+    response = SoftAuthenticator().register(ceremony.options)
+
+    async def finish(user_id: str, binding: str) -> Any:
+        return await h.run(
+            lambda db: h.state.factors.finish_passkey_registration(
+                db,
+                user_id,
+                ceremony.id,
+                response,
+                name="k",
+                binding=binding,
+                auth_time=h.fresh,
+                actor=ACTOR,
+            )
+        )
+
+    with pytest.raises(PasskeyRejected):  # another browser session
+        await finish(alice, "another-browser")
+    with pytest.raises(PasskeyRejected):  # another account (with the ceremony burnt)
+        await finish(bob, BROWSER)
+    with pytest.raises(PasskeyRejected):  # burnt: it was consumed by the attempt above
+        await finish(alice, BROWSER)
+    assert not await h.run(lambda db: h.state.factor_login.second_factor_due(db, bob))
+    assert not await h.run(lambda db: h.state.factor_login.second_factor_due(db, alice))

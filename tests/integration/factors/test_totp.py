@@ -223,3 +223,30 @@ async def test_factor_changes_need_a_fresh_sign_in(harness: Harness) -> None:
 
     types = await h.run(audit_types)
     assert "factor_added" in types and "factor_removed" in types
+
+
+async def test_one_enrolment_confirmed_twice_at_once_counts_once(harness: Harness) -> None:
+    h = harness
+    user_id = await h.user()
+    enrolment = await h.run(lambda db: h.state.factors.begin_totp(db, user_id, auth_time=h.fresh))
+    code = totp.code_at(enrolment.secret, totp.current_step(h.clock.now))
+
+    async def confirm() -> str:
+        try:
+            added = await h.run(
+                lambda db: h.state.factors.confirm_totp(
+                    db, user_id, enrolment.id, code, auth_time=h.fresh, actor=ACTOR
+                )
+            )
+        except NotEnrolled:
+            return "refused"
+        return "codes" if added.recovery_codes else "confirmed"
+
+    assert sorted(await asyncio.gather(*(confirm() for _ in range(4)))) == [
+        "codes",
+        "refused",
+        "refused",
+        "refused",
+    ]
+    with pytest.raises(WrongCode):  # and the setup code still doesn't sign in
+        await sign_in(h, user_id, code)
