@@ -40,33 +40,95 @@ class AuthSettings(ServiceSettings):
         env_prefix="AUTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    environment: Literal["development", "production", "test"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./var/auth.db"
-    issuer: str = "http://127.0.0.1:8000"
-    audience: str = "notes-api"
-    access_token_ttl: int = Field(900, gt=0)
-    refresh_token_ttl: int = Field(1_209_600, gt=0)
-    refresh_reuse_grace: int = Field(10, ge=0)
-    key_encryption_key: SecretStr | None = None
-    key_rotation_days: int = Field(30, ge=0)
-    redis_url: str | None = None
-    login_failure_limit: int = Field(5, gt=0)
-    login_ip_limit: int = Field(50, gt=0)
-    login_failure_window: int = Field(900, gt=0)
-    login_account_limit: int = Field(
-        20, gt=0, description="failed logins of one account from all addresses per window"
+    # Each description is the operators' reference: the settings tables of the documentation
+    # site are generated from them (docs/reference/settings.md, scripts/docs_site.py).
+    environment: Literal["development", "production", "test"] = Field(
+        "development",
+        description="`production` refuses a missing or placeholder secret, an `http://` issuer "
+        "other than loopback, or open CORS; `development` generates the key-encryption secret "
+        "into `var/` and says so",
     )
-    trusted_proxies: CommaList = []  # addresses or CIDR ranges
-    cors_origins: CommaList = ["http://127.0.0.1:8001", "http://localhost:8001"]
-    registration_open: bool = True
-    registration_ip_limit: int = Field(20, gt=0)
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/auth.db",
+        description="SQLAlchemy async URL; `postgresql+asyncpg://...` in production",
+    )
+    issuer: str = Field(
+        "http://127.0.0.1:8000", description="the `iss` claim and the base of every metadata URL"
+    )
+    audience: str = Field("notes-api", description="the `aud` of access tokens")
+    access_token_ttl: int = Field(900, gt=0, description="seconds an access token lives")
+    refresh_token_ttl: int = Field(
+        1_209_600, gt=0, description="seconds: the absolute lifetime of a session"
+    )
+    refresh_reuse_grace: int = Field(
+        10,
+        ge=0,
+        description="seconds during which the just-rotated refresh token returns the same pair "
+        "again, to the same client, address and user agent",
+    )
+    key_encryption_key: SecretStr | None = Field(
+        None,
+        description="encrypts private signing keys at rest (AES-GCM); at least 32 characters, "
+        "required in production",
+        json_schema_extra={"docs_default": "generated into `var/` in development"},
+    )
+    key_rotation_days: int = Field(
+        30, ge=0, description="automatic rotation period of the signing key; `0` turns it off"
+    )
+    redis_url: str | None = Field(
+        None,
+        description="rate limits and revocation events shared across replicas through Redis",
+    )
+    login_failure_limit: int = Field(
+        5,
+        gt=0,
+        description="failed logins per account (username and email together) and client address "
+        "per window, then 429 with `Retry-After`; counted before the password is checked",
+    )
+    login_ip_limit: int = Field(
+        50,
+        gt=0,
+        description="failed logins per client address (IPv6: per /64) per window across "
+        "accounts, then 429",
+    )
+    login_failure_window: int = Field(
+        900, gt=0, description="seconds: the window of the login limits"
+    )
+    login_account_limit: int = Field(
+        20,
+        gt=0,
+        description="failed logins of one account from all addresses together per window, then "
+        "429 for that account (the security model says how this trades lockout abuse against "
+        "guessing; `auth-server users unlock` lifts it)",
+    )
+    trusted_proxies: CommaList = Field(
+        [],
+        description="addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`) whose "
+        "`X-Forwarded-For` is believed; list the resource servers here too, so that a relayed "
+        "transparent refresh counts as its end client",
+    )
+    cors_origins: CommaList = Field(
+        ["http://127.0.0.1:8001", "http://localhost:8001"],
+        description="comma-separated origins allowed credentialed CORS; the web page's origin "
+        "must be listed (its client is refused from any other)",
+    )
+    registration_open: bool = Field(
+        True, description="whether `POST /users` accepts anonymous sign-ups"
+    )
+    registration_ip_limit: int = Field(
+        20, gt=0, description="sign-ups per client address per hour, then 429"
+    )
     session_rate_limit: int = Field(
-        60, gt=0, description="refresh and revoke requests per session per minute, then 429"
+        60,
+        gt=0,
+        description="refresh and revoke requests per session per minute, then 429 with "
+        "`Retry-After`",
     )
     client_rate_limit: int = Field(
         1200,
         gt=0,
-        description="refresh and revoke requests per client and client address per minute",
+        description="refresh and revoke requests per client and client address per minute, "
+        "then 429",
     )
     # Second factors and passkeys (contract §8.5; docs/factors.md).
     webauthn_rp_id: str | None = Field(
@@ -99,51 +161,82 @@ class AuthSettings(ServiceSettings):
     )
 
     # Beyond the contract's table: operational knobs with safe defaults.
-    var_dir: Path = Path("var")
-    jwks_max_age: int = Field(300, ge=0, description="Cache-Control max-age of the JWKS, seconds")
-    key_rotation_check_interval: int = Field(
-        3600, gt=0, description="seconds between schedule checks"
+    var_dir: Path = Field(Path("var"), description="where development secrets are generated")
+    jwks_max_age: int = Field(
+        300,
+        ge=0,
+        description="`Cache-Control: max-age` of the JWKS, seconds; a next key made by a rotation "
+        "must be published this long before `keys rotate` may promote it (the first next key, "
+        "made with the first active key, may be promoted at once)",
     )
-    sweep_interval: int = Field(300, gt=0, description="seconds between purges of expired rows")
-    revocation_feed_page_size: int = Field(500, gt=0)
-    password_hash_time_cost: int = Field(3, ge=1)
-    password_hash_memory_cost: int = Field(65536, ge=8, description="KiB")
-    password_hash_parallelism: int = Field(4, ge=1)
+    key_rotation_check_interval: int = Field(
+        3600, gt=0, description="seconds between checks of the rotation schedule"
+    )
+    sweep_interval: int = Field(
+        300,
+        gt=0,
+        description="seconds between purges of expired sessions, tokens and feed entries",
+    )
+    revocation_feed_page_size: int = Field(
+        500, gt=0, description="events per page of `GET /revocations`"
+    )
+    password_hash_time_cost: int = Field(
+        3,
+        ge=1,
+        description="Argon2id passes; hashes are upgraded at login when a parameter changes",
+    )
+    password_hash_memory_cost: int = Field(65536, ge=8, description="Argon2id memory, KiB")
+    password_hash_parallelism: int = Field(4, ge=1, description="Argon2id lanes (threads per hash)")
     password_hash_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 2,
         ge=1,
-        description="hashes that run at once (default: one per core)",
+        description="hashes that run at once, in worker threads of lower CPU priority "
+        "(nice +10), so that a login storm does not slow every other request",
+        json_schema_extra={"docs_default": "one per core"},
     )
     password_hash_queue: int = Field(
         default_factory=lambda: HASH_QUEUE_PER_SLOT * (os.cpu_count() or 2),
         ge=0,
-        description="hashes that may wait for a slot; past that, logins get 503 "
-        f"(default: {HASH_QUEUE_PER_SLOT} per core)",
+        description="hashes that may wait for a slot (a login then waits at most about 16 hash "
+        "times); past that, logins and sign-ups get 503 with `Retry-After` at once",
+        json_schema_extra={"docs_default": f"{HASH_QUEUE_PER_SLOT} per core"},
     )
-    redis_prefix: str = "notes-auth"
-    max_form_field_length: int = Field(4096, gt=0)
+    redis_prefix: str = Field("notes-auth", description="prefix of Redis keys and channels")
+    max_form_field_length: int = Field(
+        4096, gt=0, description="longer OAuth form fields are `invalid_request`"
+    )
     max_body_bytes: int = Field(
-        65_536, gt=0, description="larger request bodies get 413, decided before parsing"
+        65_536,
+        gt=0,
+        description="larger request bodies get 413 (problem+json), decided before anything "
+        "parses them",
     )
     revocation_feed_auth: Literal["open", "client"] | None = Field(
         None,
-        description="who may read GET /revocations: `open`, or `client` (a confidential client "
-        "with the revocations:read scope); default: open in development, client in production",
+        description="who may read `GET /revocations`: anyone (`open`), or only confidential "
+        "clients holding the `revocations:read` scope, by HTTP Basic (`client`)",
+        json_schema_extra={"docs_default": "`open` in development, `client` in production"},
     )
     audit_retention_days: int = Field(
         90, gt=0, description="audit events older than this are swept"
     )
     # log_level, access_log, opentelemetry, graceful_shutdown_timeout: ServiceSettings.
     key_cache_refresh_interval: float = Field(
-        2.0, gt=0, description="seconds between reloads of the signing keys from the database"
+        2.0,
+        gt=0,
+        description="seconds between reloads of the signing keys (a rotation by another replica "
+        "or the command line is seen this fast)",
     )
     revocation_feed_settle: float = Field(
         2.0,
         ge=0,
-        description="feed events this young are sent again (late commits are not skipped)",
+        description="feed events younger than this are sent again, so a late commit is never "
+        "skipped",
     )
-    ended_session_retention_days: int = Field(7, ge=0, description="ended sessions kept for audits")
-    sweep_batch_size: int = Field(1000, gt=0)
+    ended_session_retention_days: int = Field(
+        7, ge=0, description="ended sessions are kept this long (audits), then swept"
+    )
+    sweep_batch_size: int = Field(1000, gt=0, description="rows deleted per sweeper transaction")
     clock_skew_margin: int = Field(
         60,
         ge=0,
@@ -151,10 +244,15 @@ class AuthSettings(ServiceSettings):
         "affect: at least the largest leeway any verifier allows",
     )
     leeway: int = Field(
-        5, ge=0, description="clock skew the auth server allows when it verifies its own tokens"
+        5,
+        ge=0,
+        description="clock skew the auth server allows when it verifies its own tokens "
+        "(`/users/me`, `/sessions`, introspection)",
     )
     retry_after: int = Field(
-        5, gt=0, description="Retry-After of a 503 (a backing service or the rate-limit store down)"
+        5,
+        gt=0,
+        description="`Retry-After` of a 503 (the database or the rate-limit store unreachable)",
     )
 
     @field_validator("webauthn_rp_id")
