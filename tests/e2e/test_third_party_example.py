@@ -1,5 +1,5 @@
-"""The README's third-party example (examples/protect_my_api.py), run as it is against a real
-auth server: 200 with a good token, 401 without one or with a forged one, 403 without the scope,
+"""The third-party example (examples/protect_my_api.py, shown in the docs' "Protect your API"),
+run as it is against a real auth server: 200 with a good token, 401 without one or with a forged one, 403 without the scope,
 and 401 once the session is revoked."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def forged(token: str) -> str:
     return jwt.encode(claims, attacker, algorithm="RS256", headers=header)
 
 
-async def test_the_readme_example_protects_an_api(auth_and_example: tuple[Server, Server]) -> None:
+async def test_the_example_protects_an_api(auth_and_example: tuple[Server, Server]) -> None:
     auth, example = auth_and_example
     async with httpx.AsyncClient(timeout=10) as http:
         tokens = await sign_up_and_log_in(http, auth.url)
@@ -117,6 +117,6 @@ async def test_the_readme_example_protects_an_api(auth_and_example: tuple[Server
         assert status == 401
 
 
-def test_the_readme_shows_the_example_file_itself() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert EXAMPLE.read_text().strip() in readme
+def test_the_protect_your_api_guide_shows_the_example_file_itself() -> None:
+    guide = (ROOT / "docs" / "guides" / "protect-your-api.md").read_text()
+    assert f"```python\n{EXAMPLE.read_text().strip()}\n```" in guide
