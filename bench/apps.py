@@ -3,7 +3,7 @@ as `resource-server serve`. Each serves GET /me with the same response shape as 
 
 - bare: one route, no authentication at all (the ceiling).
 - naive: the FastAPI-tutorial way, PyJWT + PyJWKClient, a full decode on every request (the
-  README's "third-party API" snippet as a dependency).
+  docs' "Protect your API" snippet as a dependency).
 - introspect: asks the auth server (POST /introspect, RFC 7662, HTTP Basic with a confidential
   client) on every request.
 

@@ -76,7 +76,7 @@ def create_app(
             max_age=600,
         )
     # One middleware layer for every request: body cap, security headers and, after a
-    # transparent refresh, the New-* headers (README, "Performance").
+    # transparent refresh, the New-* headers (docs/guides/tune-and-benchmark.md).
     install_bearer_handlers(
         app, transparent_refresh=settings.transparent_refresh, headers_middleware=False
     )

@@ -172,7 +172,7 @@ CLIENT_FIELDS = {
     "client_id": text(
         "The client (public clients; optional with HTTP Basic).",
         maxLength=128,
-        examples=["web"],  # the public client every installation has (README)
+        examples=["web"],  # the public client every installation has (docs: register a client)
     ),
     "client_secret": text("client_secret_post: instead of HTTP Basic.", format="password"),
 }

@@ -314,7 +314,7 @@ class KeyStore:
             min_age = dt.timedelta(seconds=self._settings.jwks_max_age)
             # The next key made with the very first active key (no rotation yet: two keys exist)
             # is in every JWKS ever served, so no verifier can hold a copy without it; any later
-            # next key must first be published for one JWKS cache lifetime (README, "Keys").
+            # next key must first be published for one JWKS cache lifetime (docs/concepts/keys.md).
             initial = await db.scalar(select(func.count()).select_from(SigningKey)) == 2
             if not emergency and not initial and now - nxt.created_at < min_age:
                 wait = int((nxt.created_at + min_age - now).total_seconds()) + 1

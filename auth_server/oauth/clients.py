@@ -38,7 +38,7 @@ class SeededClient:
 
 PAGE_CLIENT_ID = "web-page"
 
-# Migrating creates these public clients when they are absent (README, "Command line"):
+# Migrating creates these public clients when they are absent (docs/guides/register-a-client.md):
 # - `web`, for curl, API clients and Swagger UI: the plain JSON refresh token; it may ask for
 #   `admin` (granted only to admins who ask for it by name);
 # - `web-page`, the web page's own: its refresh token lives only in an HttpOnly cookie.

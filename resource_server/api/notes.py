@@ -1,4 +1,4 @@
-"""/me and /notes: the notes API (README, "Using it with curl")."""
+"""/me and /notes: the notes API (docs/guides/curl.md)."""
 
 from __future__ import annotations
 

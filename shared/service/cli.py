@@ -1,4 +1,4 @@
-"""Command-line conventions both services' commands share (README, "Command line"): exit 0 on
+"""Command-line conventions both services' commands share (docs/reference/cli.md): exit 0 on
 success, 2 on bad arguments (click's usage errors), 1 on failure with a one-line message on
 stderr and no traceback."""
 

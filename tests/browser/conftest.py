@@ -317,7 +317,7 @@ def system_factory(
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
-    """docs/screenshots/<name>.png, for the README, when NOTES_AUTH_SCREENSHOTS is set
+    """docs/screenshots/<name>.png, for the README and the docs, when NOTES_AUTH_SCREENSHOTS is set
     (`make screenshots`): a test run leaves the committed files alone."""
     if not os.environ.get("NOTES_AUTH_SCREENSHOTS"):
         return

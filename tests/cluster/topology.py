@@ -46,7 +46,7 @@ BIN = Path(sys.executable).parent
 ROUTES_CONF = ROOT / "deploy" / "nginx" / "routes.conf"
 # A loopback client address nginx adds to X-Forwarded-For; the auth replicas trust it.
 TRUSTED_PROXIES = "127.0.0.1"
-# Settings the cluster runs with beyond tests.e2e.servers' defaults (documented in the README, "Deploying").
+# Settings the cluster runs with beyond tests.e2e.servers' defaults (documented in docs/guides/cluster.md).
 RESOURCE_POLL_INTERVAL = 1.0
 RESOURCE_POLL_INTERVAL_WITH_REDIS = 5.0
 

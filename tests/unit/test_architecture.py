@@ -1,4 +1,4 @@
-"""The intended import graph holds (README, "Architecture"): the contracts in pyproject.toml,
+"""The intended import graph holds (docs/concepts/architecture.md): the contracts in pyproject.toml,
 and no import hidden inside a function to dodge a cycle."""
 
 from __future__ import annotations
