@@ -244,6 +244,11 @@ def source_page_uri(path: str) -> str:
     return f"src/{path}index.md" if path.endswith("/") else f"src/{path}.md"
 
 
+# Source pages stay out of the search index: readers search the docs, and the code would make the
+# index half a megabyte larger (the browser builds the index on every page it opens).
+SOURCE_FRONT_MATTER = "---\nsearch:\n  exclude: true\n---\n\n"
+
+
 def source_page(path: str) -> str:
     target = check_source_path(path)
     if target.is_dir():
@@ -251,14 +256,15 @@ def source_page(path: str) -> str:
             p for p in target.iterdir() if p.name != "__pycache__" and not p.name.startswith(".")
         )
         listing = "\n".join(f"- `{p.name}{'/' if p.is_dir() else ''}`" for p in entries)
-        return f"# `{path}`\n\nA folder of the repository. It holds:\n\n{listing}\n"
+        heading = f"# `{path}`\n\nA folder of the repository. It holds:\n\n"
+        return f"{SOURCE_FRONT_MATTER}{heading}{listing}\n"
     text = target.read_text(encoding="utf-8")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     language = LANGUAGES.get(target.suffix, "dockerfile" if target.name == "Dockerfile" else "")
     return (
-        f"# `{path}`\n\nThe file as it is in the repository, at the commit the site was built "
-        f"from.\n\n{fence}{language}\n{text.rstrip()}\n{fence}\n"
+        f"{SOURCE_FRONT_MATTER}# `{path}`\n\nThe file as it is in the repository, at the commit "
+        f"the site was built from.\n\n{fence}{language}\n{text.rstrip()}\n{fence}\n"
     )
 
 

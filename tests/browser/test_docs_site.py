@@ -174,9 +174,10 @@ def test_search_works_offline(offline: tuple[Any, Network], site_url: str) -> No
     page.goto(f"{site_url}/index.html", wait_until="networkidle")
     search = page.get_by_role("textbox", name="Search")
     search.click()
-    search.fill("revocation feed")
+    search.press_sequentially("revocation feed", delay=20)  # typed, as a person does
     results = page.locator(".md-search-result__item")
-    results.first.wait_for(state="visible")
+    # The browser builds the search index in a worker: generous on a loaded machine.
+    results.first.wait_for(state="visible", timeout=60_000)
     assert results.count() > 0
 
 
