@@ -130,7 +130,7 @@ class AuthSettings(ServiceSettings):
         description="refresh and revoke requests per client and client address per minute, "
         "then 429",
     )
-    # Second factors and passkeys (contract §8.5; docs/factors.md).
+    # Second factors and passkeys (contract §8.5; docs/security/factors.md).
     webauthn_rp_id: str | None = Field(
         None,
         description="the WebAuthn relying party ID: a domain name, never an IP address "
@@ -141,7 +141,12 @@ class AuthSettings(ServiceSettings):
         description="origins a passkey ceremony may come from (default: the issuer's origin, on "
         "`localhost` when the issuer's host is an address); each on the RP ID or under it",
     )
-    webauthn_rp_name: str = Field("notes-auth", min_length=1, max_length=64)
+    webauthn_rp_name: str = Field(
+        "notes-auth",
+        min_length=1,
+        max_length=64,
+        description="the name authenticators show for passkeys, and the issuer in TOTP apps",
+    )
     webauthn_challenge_ttl: int = Field(
         300, gt=0, description="seconds a passkey ceremony's challenge stays usable (once)"
     )
