@@ -263,6 +263,7 @@ class AuthState:
                 verifier=verifier,
                 revocations=publisher,
                 limits=limits,
+                clock=clock,
             ),
             introspection=TokenIntrospection(
                 issuer=settings.issuer_base, sessions=sessions, verifier=verifier

@@ -98,6 +98,14 @@ class PostgresDatabases:
         self.created.append(db)
         return pg_url_for(db)
 
+    def empty(self, name: str) -> str:
+        """A new, empty database (for migration tests that start from an older revision)."""
+        self.counter += 1
+        db = f"na_{RUN_ID}_{name}_{self.counter}"
+        run_sync(lambda: _execute(f'CREATE DATABASE "{db}"'))
+        self.created.append(db)
+        return pg_url_for(db)
+
     def drop_all(self) -> None:
         async def drop() -> None:
             for db in reversed(self.created):

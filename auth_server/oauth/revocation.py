@@ -1,10 +1,23 @@
 """Token revocation (RFC 7009): a refresh token ends its whole session; an access token's `jti`
-is denied until it expires. Only the client a token was issued to may revoke it."""
+is denied until it expires. Only the client a token was issued to may revoke it.
+
+What a revocation counts (contract §7, AUTH_SESSION_RATE_LIMIT and AUTH_CLIENT_RATE_LIMIT):
+- a live session's refresh token: its client (per address) and its session;
+- a live access token: its client (per address) only. Its session's limit belongs to whoever
+  holds the refresh token: an access token that leaked (even an expired one) must not let anyone
+  use up the session's refreshes;
+- a token that is already revoked or expired (or whose session has ended): nothing, and nothing
+  is written (no feed row, no audit row): revoking it again changes nothing;
+- an unknown token, or another client's (which RFC 7009 §2.1 answers alike): its client.
+Each count is taken before anything is written, so a refused revocation writes nothing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server import audit
@@ -15,7 +28,7 @@ from auth_server.sessions.repository import SessionRecord
 from auth_server.sessions.service import SessionService
 from auth_server.settings import AuthSettings, accepted_until
 from shared.errors import TokenError
-from shared.verification import TokenVerifier
+from shared.verification import TokenVerifier, token_kid
 
 
 class TokenRevocation:
@@ -27,15 +40,14 @@ class TokenRevocation:
         verifier: TokenVerifier,
         revocations: RevocationPublisher,
         limits: SessionLimits,
+        clock: Callable[[], float],
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._verifier = verifier
         self._revocations = revocations
         self._limits = limits
-
-    async def _admit(self, session: SessionRecord) -> None:
-        await self._limits.session(session.id)
+        self._clock = clock
 
     async def revoke(
         self,
@@ -48,19 +60,32 @@ class TokenRevocation:
         user_agent: str | None,
     ) -> None:
         """RFC 7009 §2.2: unknown or already invalid tokens are not an error, so nothing is
-        returned either way. Revocations are limited per client and address, and per session."""
-        await self._limits.client(client.id, ip)
+        returned either way. SlowDown (429) when a count is over its limit."""
+        # A client this replica already saw over its limit from this address is refused first
+        # (no round trip, no count).
+        self._limits.check_client(client.id, ip)
+
+        async def refresh_token() -> bool:
+            async def admit(session: SessionRecord) -> None:
+                await self._limits.client_and_session(client.id, ip, session.id)
+
+            return await self._sessions.revoke_refresh_token(
+                db, token, client.id, ip=ip, user_agent=user_agent, admit=admit
+            )
+
+        async def access_token() -> bool:
+            return await self._revoke_access_token(db, client, token, ip, user_agent)
+
         # RFC 7009 §2.1: the hint is only a hint; both kinds are tried.
-        if hint == "access_token":
-            if not await self._revoke_access_token(db, client, token, ip, user_agent):
-                await self._sessions.revoke_refresh_token(
-                    db, token, client.id, ip=ip, user_agent=user_agent, admit=self._admit
-                )
-            return
-        if not await self._sessions.revoke_refresh_token(
-            db, token, client.id, ip=ip, user_agent=user_agent, admit=self._admit
-        ):
-            await self._revoke_access_token(db, client, token, ip, user_agent)
+        kinds = (
+            (access_token, refresh_token)
+            if hint == "access_token"
+            else (refresh_token, access_token)
+        )
+        for kind in kinds:
+            if await kind():
+                return
+        await self._limits.client(client.id, ip)  # unknown, or another client's
 
     async def _revoke_access_token(
         self,
@@ -70,7 +95,8 @@ class TokenRevocation:
         ip: str | None,
         user_agent: str | None,
     ) -> bool:
-        """True when `token` is one of our access tokens (revoked if it is this client's)."""
+        """True when `token` is one of this client's access tokens (revoked now, or found
+        revoked or expired already); False when it is unknown or another client's."""
         try:
             claims = await self._verifier.verify_expired_ok(token)
         except TokenError:
@@ -78,12 +104,27 @@ class TokenRevocation:
         # RFC 7009 §2.1: only the client the token was issued to may revoke it; for anyone else
         # the request is answered like an unknown token and nothing changes.
         if claims.client_id != client.id:
+            return False
+        until = accepted_until(self._settings, dt.datetime.fromtimestamp(claims.exp, dt.UTC))
+        if until.timestamp() <= self._clock():
+            return True  # no verifier accepts it any more: nothing to deny
+        if await self._sessions.token_is_revoked(
+            db,
+            jti=claims.jti,
+            sid=claims.sid,
+            sub=claims.sub,
+            iat=claims.iat,
+            kid=token_kid(token),
+        ):
+            return True  # denied already (its `jti`, its session, its user or its key)
+        await self._limits.client(client.id, ip)
+        try:
+            async with db.begin_nested():
+                await self._revocations.add(db, RevocationKind.JTI, claims.jti, until)
+        except IntegrityError:
+            # A concurrent revocation of the same token wrote its row first (one row per `jti`:
+            # the unique index uq_revocations_jti decides, on PostgreSQL as on SQLite).
             return True
-        if claims.sid is not None:
-            await self._limits.session(claims.sid)
-        expires = dt.datetime.fromtimestamp(claims.exp, dt.UTC)
-        until = accepted_until(self._settings, expires)
-        await self._revocations.add(db, RevocationKind.JTI, claims.jti, until)
         audit.record(
             db,
             audit.REVOKE,

@@ -137,7 +137,18 @@ class Revocation(Base):
     """The revocation feed; `id` is the cursor. Entries stop mattering at `expires_at`."""
 
     __tablename__ = "revocations"
-    __table_args__ = (Index("ix_revocations_kind_value", "kind", "value"),)
+    __table_args__ = (
+        Index("ix_revocations_kind_value", "kind", "value"),
+        # One row per revoked access token: revoking it again writes nothing, and of racing
+        # revocations one writes (auth_server/oauth/revocation.py).
+        Index(
+            "uq_revocations_jti",
+            "value",
+            unique=True,
+            sqlite_where=text("kind = 'jti'"),
+            postgresql_where=text("kind = 'jti'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(8))  # sid | jti | sub | kid

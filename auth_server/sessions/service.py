@@ -452,10 +452,14 @@ class SessionService:
         admit: Admit | None = None,
     ) -> bool:
         """RFC 7009: a refresh token's revocation ends its whole session. False when the token
-        is unknown or another client's (which RFC 7009 §2.1 answers like an unknown token)."""
+        is unknown or another client's (which RFC 7009 §2.1 answers like an unknown token).
+        A token whose session has already ended (or expired) changes nothing: `admit` is not
+        asked and nothing is written."""
         record = await self._tokens.find(db, token)
         if record is None or record.session.client_id != client_id:
             return False
+        if not record.session.is_live(self._clock()):
+            return True
         if admit is not None:
             await admit(record.session)
         await self.end_session(
