@@ -4,7 +4,6 @@ endpoints (RFC 6749 §2.3.1: HTTP Basic or `client_secret_post`; public clients 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -71,7 +70,10 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
+        # binascii.Error (bad base64) and UnicodeDecodeError (not UTF-8) are ValueErrors, and
+        # so is what b64decode raises for text with a non-ASCII character in it (header bytes
+        # above 0x7f arrive as Latin-1 characters).
         raise InvalidClient("malformed HTTP Basic credentials", basic=True) from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
