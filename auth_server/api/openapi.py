@@ -115,14 +115,18 @@ def oauth_error_responses(
     problem+json 503 of a database outage, which carries no Cache-Control)."""
     responses: dict[int | str, dict[str, Any]] = {
         400: _oauth_error(
-            "Refused: `invalid_request`, `invalid_client` (without HTTP Basic), "
-            "`invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, "
-            "and `mfa_required` (the password grant for an account with a second factor, "
-            "without `otp`)."
+            "Refused: `invalid_request`, `invalid_client` (no credential presented: no or an "
+            "unknown `client_id`, a confidential client without its secret), `invalid_grant`, "
+            "`unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, and "
+            "`mfa_required` (the password grant for an account with a second factor, without "
+            "`otp`)."
         ),
         401: _oauth_error(
-            "`invalid_client` after HTTP Basic: malformed, unknown client or wrong secret.",
-            **{"WWW-Authenticate": BASIC_CHALLENGE},
+            "`invalid_client`: the client's credential was refused (malformed HTTP Basic, an "
+            "unknown client, a wrong secret, or a secret sent by a public client), by HTTP Basic "
+            "or as `client_secret` in the form. `WWW-Authenticate` only after HTTP Basic "
+            "(RFC 6749 §5.2).",
+            **{"WWW-Authenticate": {**BASIC_CHALLENGE, "required": False}},
         ),
         503: {
             "description": "`temporarily_unavailable`: the password hashing pool or the "
@@ -305,7 +309,12 @@ def _feed_responses() -> dict[int | str, dict[str, Any]]:
     )
     bad_request["content"][PROBLEM_JSON] = {"schema": PROBLEM_REF}
     bad_request.pop("headers")  # the problem+json answer has no Cache-Control
-    return {200: {"model": FeedPage}, 400: bad_request, 401: oauth[401], 503: oauth[503]}
+    unauthorized = oauth[401]
+    unauthorized["description"] = (
+        "`invalid_client`: HTTP Basic is missing or refused, or the client may not read the feed."
+    )
+    unauthorized["headers"]["WWW-Authenticate"] = BASIC_CHALLENGE  # always: the feed is Basic
+    return {200: {"model": FeedPage}, 400: bad_request, 401: unauthorized, 503: oauth[503]}
 
 
 FEED_RESPONSES = _feed_responses()

@@ -196,20 +196,24 @@ async def authenticate_client(
         if not form_id:
             raise InvalidClient("client authentication is required")
         client_id, secret = form_id, form_secret
-    used_basic = basic is not None
+    used_basic, credential = basic is not None, secret is not None
     directory = directory or ClientDirectory(ttl=0)
     client = await directory.get(db, client_id) if len(client_id) <= 128 else None
     if client is None:
         # Client ids are not secrets: an unknown one is answered at once, with no hashing work
         # that a flood of made-up ids could turn against us.
-        raise InvalidClient("unknown client or bad credentials", basic=used_basic)
+        raise InvalidClient(
+            "unknown client or bad credentials", basic=used_basic, credential=credential
+        )
     if client.is_confidential:
         if secret is None:
             raise InvalidClient("this client must authenticate", basic=used_basic)
         if not await secret_matches(hasher, secret, client.secret_hash):
-            raise InvalidClient("unknown client or bad credentials", basic=used_basic)
+            raise InvalidClient(
+                "unknown client or bad credentials", basic=used_basic, credential=True
+            )
     elif secret is not None:
-        raise InvalidClient("a public client has no secret", basic=used_basic)
+        raise InvalidClient("a public client has no secret", basic=used_basic, credential=True)
     return client
 
 

@@ -35,13 +35,19 @@ class InvalidRequest(OAuthError):
 
 
 class InvalidClient(OAuthError):
-    """RFC 6749 §5.2: 401 with `WWW-Authenticate` when the client tried HTTP Basic."""
+    """RFC 6749 §5.2: 401 when the client presented a credential that was refused (HTTP Basic, or
+    a `client_secret` in the form), with the `WWW-Authenticate` challenge only when it tried
+    Basic (which §5.2 requires then; it permits 401 for every `invalid_client`); 400 when it
+    presented none (no client, an unknown one, a confidential client without its secret)."""
 
     error = "invalid_client"
 
-    def __init__(self, description: str | None = None, *, basic: bool = False) -> None:
+    def __init__(
+        self, description: str | None = None, *, basic: bool = False, credential: bool = False
+    ) -> None:
         headers = {"WWW-Authenticate": 'Basic realm="notes-auth", charset="UTF-8"'} if basic else {}
-        super().__init__(description, headers=headers, status_code=401 if basic else 400)
+        status = 401 if basic or credential else 400
+        super().__init__(description, headers=headers, status_code=status)
 
 
 class InvalidGrant(OAuthError):

@@ -46,9 +46,11 @@ def fuzz_config(
             "checks": ALL_CHECKS,
             "operations": [
                 {
-                    # RFC 6749 §5.2: a client the server doesn't know (or, with HTTP Basic as
-                    # well, a form `client_id` that isn't the authenticated one) is a 400
-                    # `invalid_client` / `invalid_request`. The fuzzer can't know the clients;
+                    # RFC 6749 §5.2: a `client_id` the server doesn't know, sent without a
+                    # secret, is a 400 `invalid_client`, and with HTTP Basic as well a form
+                    # `client_id` that isn't the authenticated one (or a second authentication
+                    # method) is a 400 `invalid_request`: the fuzzer can't know the clients.
+                    # (A refused credential is a 401, which schemathesis expects anyway.)
                     # schemathesis makes the same allowance for the token endpoint (its
                     # `tokenUrl`) by itself.
                     "include-path": ["/revoke", "/introspect"],

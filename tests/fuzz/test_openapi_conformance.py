@@ -48,3 +48,20 @@ def test_the_notes_api_answers_as_its_document_says(
     resource_target: FuzzTarget, method: str, path: str
 ) -> None:
     fuzz(resource_target, method, path)
+
+
+@pytest.mark.parametrize("path", ["/revoke", "/introspect"])
+def test_a_public_client_sending_a_secret_is_answered_as_the_document_says(
+    auth_target: FuzzTarget, path: str
+) -> None:
+    """Issue 16 item 9: the fuzzer's two remaining failures. A public client that sends a
+    `client_secret` is a 401 `invalid_client` (no challenge: it did not use HTTP Basic), and
+    the document declares exactly that answer (every check)."""
+    case = auth_target.schema[path]["POST"].Case(
+        body={"token": "x", "client_id": "web", "client_secret": "public clients have none"},
+        media_type="application/x-www-form-urlencoded",
+    )
+    response = case.call()
+    assert response.status_code == 401, response.text
+    assert "WWW-Authenticate" not in response.headers
+    case.validate_response(response)

@@ -50,3 +50,35 @@ async def test_non_ascii_basic_credentials_are_401_invalid_client(
             assert response.json()["error"] == "invalid_client"
             assert response.headers["WWW-Authenticate"].startswith("Basic")
             assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_refused_client_credentials_are_401_with_a_challenge_only_after_basic(
+    feed_closed: httpx.AsyncClient, confidential_client: tuple[str, str]
+) -> None:
+    """Issue 16 item 9: a public client that sends a `client_secret` failed client
+    authentication; RFC 6749 §5.2 permits 401 for `invalid_client`, and requires the challenge
+    only when the client tried HTTP Basic. So does a secret for an unknown client or a wrong
+    one, in the form. A request with no credential at all stays 400."""
+    client_id, _ = confidential_client
+    refused_in_form = [
+        {"client_id": "web", "client_secret": "a public client has none"},
+        {"client_id": "made-up", "client_secret": "whatever"},
+        {"client_id": client_id, "client_secret": "wrong"},
+    ]
+    for path, form in (
+        ("/token", {"grant_type": "client_credentials"}),
+        ("/revoke", {"token": "x"}),
+        ("/introspect", {"token": "x"}),
+    ):
+        for credentials in refused_in_form:
+            response = await feed_closed.post(path, data=form | credentials)
+            assert response.status_code == 401, (path, credentials, response.text)
+            assert response.json()["error"] == "invalid_client"
+            assert "WWW-Authenticate" not in response.headers
+        basic = await feed_closed.post(path, data=form, auth=("web", "a public client has none"))
+        assert basic.status_code == 401 and basic.json()["error"] == "invalid_client"
+        assert basic.headers["WWW-Authenticate"].startswith("Basic")
+        for no_credential in ({}, {"client_id": "made-up"}, {"client_id": client_id}):
+            response = await feed_closed.post(path, data=form | no_credential)
+            assert response.status_code == 400, (path, no_credential, response.text)
+            assert response.json()["error"] == "invalid_client"

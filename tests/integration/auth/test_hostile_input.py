@@ -48,7 +48,9 @@ async def test_an_unknown_client_id_costs_no_hashing(
         path, data=form | {"client_id": "made-up", "client_secret": "secret"}
     )
     assert basic.status_code == 401 and basic.json()["error"] == "invalid_client"
-    assert posted.status_code == 400 and posted.json()["error"] == "invalid_client"
+    # A refused credential is a 401 either way (issue 16 item 9), the challenge only after Basic.
+    assert posted.status_code == 401 and posted.json()["error"] == "invalid_client"
+    assert "WWW-Authenticate" not in posted.headers
     assert calls[0] == 0
 
 

@@ -75,16 +75,6 @@ async def test_wrong_password_and_unknown_user_look_the_same(
             },
             "invalid_client",
         ),
-        (
-            {
-                "grant_type": "password",
-                "client_id": "web",
-                "client_secret": "x",
-                "username": "alice",
-                "password": PASSWORD,
-            },
-            "invalid_client",
-        ),
         ({"grant_type": "client_credentials", "client_id": "web"}, "unauthorized_client"),
         (
             {
