@@ -46,7 +46,8 @@ class PasswordChange(BaseModel):
     responses={
         **problems(
             {
-                403: "The current password is wrong (counted as a failed login).",
+                403: "The current password is wrong (counted as a failed login); or "
+                "the token has no user (client credentials).",
                 422: "The new password is weak.",
             }
         ),

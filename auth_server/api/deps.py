@@ -21,6 +21,7 @@ from auth_server.oauth.clients import ClientAuthenticator
 from auth_server.oauth.errors import OAuthError
 from auth_server.oauth.introspection import TokenIntrospection
 from auth_server.oauth.revocation import TokenRevocation
+from auth_server.oauth.tokens import names_a_user
 from auth_server.persistence.models import User
 from auth_server.sessions.service import SessionService
 from auth_server.settings import AuthSettings
@@ -31,7 +32,7 @@ from shared.claims import AccessTokenClaims
 from shared.fastapi import BearerAuth, BearerChallenge
 from shared.forwarding import client_address
 from shared.service.db import transaction
-from shared.service.problem import ProblemError
+from shared.service.problem import Forbidden, ProblemError
 from shared.verification import TokenVerifier, token_kid
 
 # Errors that are answers: the request's writes (an audit record, an ended session) are kept.
@@ -127,8 +128,10 @@ async def current_claims(
     sessions: Sessions,
     claims: Annotated[AccessTokenClaims, Security(bearer)],
 ) -> AccessTokenClaims:
-    """A verified access token whose session is still live and which was not revoked (nor its
-    signing key retired in an emergency: this server may not have reloaded its keys yet)."""
+    """A verified access token of a user, whose session is still live and which was not revoked
+    (nor its signing key retired in an emergency: this server may not have reloaded its keys
+    yet). Every route that asks for it is an account or admin route, which a token with no user
+    (client credentials) may not use: 403 (contract §8.2)."""
     _, _, token = (request.headers.get("authorization") or "").strip().partition(" ")
     if await sessions.token_is_revoked(
         db,
@@ -139,10 +142,14 @@ async def current_claims(
         kid=token_kid(token.strip()),
     ):
         raise bearer.challenge(error="invalid_token", description="the access token was revoked")
+    if not names_a_user(claims):
+        raise Forbidden("this route needs a user's token; a client-credentials token has no user")
     return claims
 
 
 CurrentClaims = Annotated[AccessTokenClaims, Depends(current_claims)]
+# The answer of every route that takes CurrentClaims (or CurrentUser) to a token with no user.
+NO_USER_403 = "The token has no user (client credentials)."
 
 
 async def current_user(claims: CurrentClaims, db: DbSession) -> User:

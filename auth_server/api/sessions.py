@@ -8,7 +8,14 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from auth_server import audit
-from auth_server.api.deps import ClientAddress, CurrentClaims, DbSession, Sessions, UserAgent
+from auth_server.api.deps import (
+    NO_USER_403,
+    ClientAddress,
+    CurrentClaims,
+    DbSession,
+    Sessions,
+    UserAgent,
+)
 from auth_server.persistence.models import LoginSession
 from shared.service.openapi import problems
 from shared.service.problem import NotFound
@@ -36,7 +43,12 @@ def session_out(session: LoginSession, current_sid: str | None = None) -> Sessio
     return out
 
 
-@router.get("/sessions", response_model=list[SessionOut], summary="My active sessions")
+@router.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    summary="My active sessions",
+    responses=problems({403: NO_USER_403}),
+)
 async def my_sessions(claims: CurrentClaims, db: DbSession, sessions: Sessions) -> list[SessionOut]:
     return [session_out(s, claims.sid) for s in await sessions.live(db, claims.sub)]
 
@@ -45,7 +57,7 @@ async def my_sessions(claims: CurrentClaims, db: DbSession, sessions: Sessions) 
     "/sessions/{session_id}",
     status_code=204,
     summary="End one of my sessions",
-    responses=problems({404: "No such session of mine (or it has ended)."}),
+    responses=problems({403: NO_USER_403, 404: "No such session of mine (or it has ended)."}),
 )
 async def end_one(
     session_id: str,
@@ -64,7 +76,12 @@ async def end_one(
     return Response(status_code=204)
 
 
-@router.delete("/sessions", status_code=204, summary="Log out everywhere")
+@router.delete(
+    "/sessions",
+    status_code=204,
+    summary="Log out everywhere",
+    responses=problems({403: NO_USER_403}),
+)
 async def end_all(
     claims: CurrentClaims,
     db: DbSession,

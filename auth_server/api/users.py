@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auth_server import audit
 from auth_server.api.deps import (
+    NO_USER_403,
     ClientAddress,
     CurrentUser,
     DbSession,
@@ -107,6 +108,11 @@ async def sign_up(
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@router.get("/users/me", response_model=UserOut, summary="The caller")
+@router.get(
+    "/users/me",
+    response_model=UserOut,
+    summary="The caller",
+    responses=problems({403: NO_USER_403}),
+)
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_server import audit
 from auth_server.oauth.clients import ClientRecord
 from auth_server.oauth.limits import SessionLimits
+from auth_server.oauth.tokens import names_a_user
 from auth_server.revocations import RevocationKind, RevocationPublisher
 from auth_server.sessions.repository import SessionRecord
 from auth_server.sessions.service import SessionService
@@ -130,7 +131,7 @@ class TokenRevocation:
             audit.REVOKE,
             # A client-credentials token has no user: its `sub` is the client (up to 128
             # characters), which audit_events.user_id (a user id) can't hold.
-            user_id=claims.sub if claims.sid is not None else None,
+            user_id=claims.sub if names_a_user(claims) else None,
             session_id=claims.sid,
             client_id=client.id,
             ip=ip,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.keys.store import KeyStore
 from auth_server.sessions.authentication import Authentication
+from shared.claims import AccessTokenClaims
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,13 @@ class TokenIssuer:
             expires_at=now + self._ttl,
             scope=scope,
         )
+
+
+def names_a_user(claims: AccessTokenClaims) -> bool:
+    """Whether the token was issued for a user. A client-credentials token has no resource
+    owner, and RFC 9068 §2.2 makes its `sub` the client itself (ClientCredentialsGrant), while
+    a user's `sub` is the user's generated id."""
+    return claims.sub != claims.client_id
 
 
 def token_response(access: IssuedAccessToken, refresh_token: str | None = None) -> dict[str, Any]:
