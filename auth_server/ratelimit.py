@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -59,6 +60,23 @@ def open_storage(settings: AuthSettings) -> Storage:
             **redis_client_options(),
         )
     return MemoryStorage()
+
+
+def address_key(ip: str | None) -> str:
+    """What an address is counted as, by every limit: IPv6 by its /64 (a /64 is one subnet,
+    RFC 4291 §2.5.1, and one host may pick any address in it), an IPv4-mapped address as the
+    IPv4 one, IPv4 by itself."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def limit_key(*parts: str) -> str:
@@ -419,6 +437,7 @@ __all__ = [
     "LimitsCounterStore",
     "RateLimiter",
     "SqlCounterStore",
+    "address_key",
     "limit_key",
     "limits_key_prefix",
     "open_counter_store",

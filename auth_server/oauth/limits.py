@@ -1,6 +1,7 @@
 """Limits on refresh and revocation (contract: AUTH_SESSION_RATE_LIMIT): per session, and per
-client and address. A flood of revocations of one's own tokens must not fill a resource
-server's denylist, and a legitimate client refreshes about once per access-token lifetime.
+client and address (IPv6 per /64, as every limit counts addresses: `address_key`). A flood of
+revocations of one's own tokens must not fill a resource server's denylist, and a legitimate
+client refreshes about once per access-token lifetime.
 
 These limits fail open when their counts can't be read (Redis down): refreshing must keep
 working through a Redis outage, and a resource server's denylist refuses rather than forgets
@@ -14,7 +15,7 @@ import logging
 from limits import RateLimitItemPerMinute
 
 from auth_server.oauth.errors import SlowDown
-from auth_server.ratelimit import LimiterUnavailable, RateLimiter
+from auth_server.ratelimit import LimiterUnavailable, RateLimiter, address_key
 from auth_server.settings import AuthSettings
 
 log = logging.getLogger("auth_server.oauth.limits")
@@ -31,7 +32,7 @@ class SessionLimits:
         self._client_limit = RateLimitItemPerMinute(settings.client_rate_limit)
 
     def _client(self, client_id: str, ip: str | None) -> Limit:
-        return self._client_limit, ("client", client_id, ip or "unknown")
+        return self._client_limit, ("client", client_id, address_key(ip))
 
     def _session(self, session_id: str) -> Limit:
         return self._session_limit, ("session", session_id)

@@ -22,14 +22,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ipaddress
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.ratelimit import AttemptCounter, LimiterUnavailable, limit_key
+from auth_server.ratelimit import AttemptCounter, LimiterUnavailable, address_key, limit_key
 from auth_server.settings import AuthSettings
 from shared.service.db import checkpoint
 
@@ -49,21 +48,6 @@ class Throttled(Exception):
         """Refusals are audited in aggregate: the 1st, 2nd, 4th, 8th... of a window."""
         n = self.refused_so_far
         return n > 0 and n & (n - 1) == 0
-
-
-def address_key(ip: str | None) -> str:
-    """What an address is counted as: IPv6 by its /64, IPv4 by itself."""
-    if not ip:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def account_key(user_id: str | None, canonical_login: str) -> str:

@@ -197,3 +197,32 @@ async def test_a_session_over_its_limit_is_refused_whichever_storage(limits_app:
         # Revocation counts the same session counter (one hit at a time).
         revoked = await client.post("/revoke", data={"token": token, "client_id": "web"})
         assert revoked.status_code == 429
+
+
+async def test_ipv6_addresses_share_a_client_limit_per_64(limits_app: Any) -> None:
+    """Issue 16 item 6: the limit per client and address counted each IPv6 address apart (the
+    login throttle groups them by /64: one host holds a whole /64). Measured: 10 addresses of
+    one /64, never a 429 with a limit of 3."""
+    import httpx
+
+    async with limits_app(client_rate_limit=3) as client:
+        app = client.app
+
+        def at(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
+
+        statuses = []
+        for i in range(5):  # refreshes and revocations share the count
+            async with at(f"2001:db8:1:2::{i + 1:x}") as host:
+                if i % 2:
+                    answer = await host.post("/revoke", data={"token": "x", "client_id": "web"})
+                else:
+                    answer = await refresh(host, "not-a-refresh-token")
+                statuses.append(answer.status_code)
+        assert statuses == [400, 200, 400, 429, 429]
+        async with at("2001:db8:1:3::1") as other_64:
+            assert (await refresh(other_64, "not-a-refresh-token")).status_code == 400
+        async with at("192.0.2.1") as v4, at("::ffff:192.0.2.1") as mapped:
+            assert [(await refresh(v4, "x")).status_code for _ in range(3)] == [400] * 3
+            assert (await refresh(mapped, "x")).status_code == 429  # the same address
