@@ -24,7 +24,6 @@ from auth_server.ratelimit import (
     AttemptCounter,
     LimiterUnavailable,
     open_counter_store,
-    open_storage,
 )
 from auth_server.redis_client import open_redis
 from auth_server.revocations import RevocationPublisher
@@ -162,13 +161,13 @@ def unlock_user(
 
     async def main() -> str:
         engine = create_engine(settings.database_url)
-        storage = open_storage(settings)
+        redis = open_redis(settings.redis_url)
         try:
             async with transaction(create_session_maker(engine)) as db:
                 user = await find_for_login(db, login)
             account = account_key(user.id if user else None, canonical_username(login))
             throttle = LoginThrottle(
-                settings, AttemptCounter(open_counter_store(settings, engine, storage))
+                settings, AttemptCounter(open_counter_store(settings, engine, redis))
             )
             try:
                 await throttle.unlock(account, address)
@@ -176,6 +175,8 @@ def unlock_user(
                 await throttle.aclose()
             return user.username if user else canonical_username(login)
         finally:
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     try:

@@ -1,17 +1,17 @@
-"""Rate limits and attempt counters, over the `limits` library's storages (memory, Redis) and,
-where several replicas share no Redis, over the database.
+"""Rate limits and attempt counters.
 
 Two tools live here:
 - `RateLimiter`: fixed-window limits (`limits` strategies) for floods: refresh and revoke per
   session and per client; memory, or Redis when configured.
 - `AttemptCounter`: fixed-window counters that count an attempt *before* its password is
   checked, atomically, so that N parallel guesses check at most the limit's worth of passwords;
-  a successful attempt is refunded. Its store is Redis when configured (falling back to the
-  database while Redis is down), else the database, so that every replica and the command line
-  (`users unlock`) see the same counts.
+  a successful attempt is refunded, in the window it was counted in and nowhere else. Its store
+  is Redis when configured (falling back to the database while Redis is down), else the
+  database, so that every replica and the command line (`users unlock`) see the same counts.
 
-The database store is our own: `limits` has no SQL storage. Keys are hashed: no store holds a
-username or an address in clear.
+The attempt counters' stores are our own: `limits` has no SQL storage, and none of its storages
+can take a count back from one window only (its `incr` of -1 on an expired key makes a new
+window that starts at -1). Keys are hashed: no store holds a username or an address in clear.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import itertools
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -199,15 +201,27 @@ def _wait(until: float, now: float) -> int:
 
 
 # -- attempt counters ---------------------------------------------------------------------------
+#
+# Every count lands in a window, which its store names (`Count`): a refund takes back one count
+# of that window and does nothing once the window has ended. Without the name, a refund that
+# comes after its window ended (a password check outlasting the window) took a count from the
+# next window (the database) or started one at -1 (Redis): each let one more guess through.
+
+# (the counter's value after the change, the name of the window the count landed in)
+Count = tuple[int, str]
 
 
 class CounterStore(Protocol):
     """Fixed-window counters. `db` is the caller's unit of work: a store that writes to the
     database may have to use it (SQLite has one writer at a time)."""
 
-    async def incr(
-        self, key: str, expiry: int, amount: int = 1, *, db: AsyncSession | None = None
-    ) -> int: ...
+    async def incr(self, key: str, expiry: int, *, db: AsyncSession | None = None) -> Count:
+        """Count one; a key with no live window starts one of `expiry` seconds."""
+        ...
+
+    async def undo(self, key: str, window: str, *, db: AsyncSession | None = None) -> None:
+        """Take one count back, only while `window` is the key's live window."""
+        ...
 
     async def get_expiry(self, key: str, *, db: AsyncSession | None = None) -> float: ...
 
@@ -216,52 +230,146 @@ class CounterStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-class LimitsCounterStore:
-    """A `limits` storage (memory or Redis) as a counter store: INCRBY with an expiry, atomic."""
+@dataclass(slots=True)
+class _MemoryCounter:
+    count: int
+    window: str
+    end: float
 
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
 
-    async def incr(
-        self, key: str, expiry: int, amount: int = 1, *, db: AsyncSession | None = None
-    ) -> int:
-        return await self.storage.incr(key, expiry, amount)
+# Counters a memory store holds before it drops those whose window has ended.
+MAX_MEMORY_COUNTERS = 100_000
+
+
+class MemoryCounterStore:
+    """Counters in this process's memory: for one process that shares its counts with nobody
+    (tests, a single-process deployment's tools)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._counters: dict[str, _MemoryCounter] = {}
+        self._windows = itertools.count(1)
+
+    def _live(self, key: str) -> _MemoryCounter | None:
+        counter = self._counters.get(key)
+        return counter if counter is not None and counter.end > self._clock() else None
+
+    async def incr(self, key: str, expiry: int, *, db: AsyncSession | None = None) -> Count:
+        counter = self._live(key)
+        if counter is None:
+            if len(self._counters) >= MAX_MEMORY_COUNTERS:
+                now = self._clock()
+                self._counters = {k: c for k, c in self._counters.items() if c.end > now}
+            counter = _MemoryCounter(0, f"m:{next(self._windows)}", self._clock() + expiry)
+            self._counters[key] = counter
+        counter.count += 1
+        return counter.count, counter.window
+
+    async def undo(self, key: str, window: str, *, db: AsyncSession | None = None) -> None:
+        counter = self._live(key)
+        if counter is not None and counter.window == window and counter.count > 0:
+            counter.count -= 1
 
     async def get_expiry(self, key: str, *, db: AsyncSession | None = None) -> float:
-        return await self.storage.get_expiry(key)
+        counter = self._live(key)
+        return counter.end if counter is not None else self._clock()
 
     async def clear(self, key: str, *, db: AsyncSession | None = None) -> None:
-        await self.storage.clear(key)
+        self._counters.pop(key, None)
 
     async def aclose(self) -> None:
-        pass  # the storage belongs to whoever opened it
+        self._counters.clear()
+
+
+# Redis: each counter is a hash {n: count, w: its window's name} that expires with its window.
+# KEYS[1]: the counter; ARGV[1]: the window in ms; ARGV[2]: the name of a window it may start.
+_REDIS_INCR = """
+local window = redis.call("hget", KEYS[1], "w")
+if not window then
+    redis.call("hset", KEYS[1], "n", 1, "w", ARGV[2])
+    redis.call("pexpire", KEYS[1], ARGV[1])
+    return {1, ARGV[2]}
+end
+return {redis.call("hincrby", KEYS[1], "n", 1), window}
+"""
+# KEYS[1]: the counter; ARGV[1]: the window the count was made in. An ended window is gone.
+_REDIS_UNDO = """
+if redis.call("hget", KEYS[1], "w") == ARGV[1] and tonumber(redis.call("hget", KEYS[1], "n")) > 0 then
+    redis.call("hincrby", KEYS[1], "n", -1)
+end
+return 0
+"""
+
+
+class RedisCounterStore:
+    """Counters in Redis, one round trip per change (a script: Redis runs it atomically). The
+    keys live under `{AUTH_REDIS_PREFIX}:attempts:`, apart from the flood limits' keys."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:attempts:"
+        self._incr = redis.register_script(_REDIS_INCR)
+        self._undo = redis.register_script(_REDIS_UNDO)
+
+    async def incr(self, key: str, expiry: int, *, db: AsyncSession | None = None) -> Count:
+        new_window = "r:" + secrets.token_hex(8)
+        count, window = await self._incr(
+            keys=[self._prefix + key], args=[expiry * 1000, new_window]
+        )
+        return int(count), window.decode() if isinstance(window, bytes) else str(window)
+
+    async def undo(self, key: str, window: str, *, db: AsyncSession | None = None) -> None:
+        if window.startswith("r:"):
+            await self._undo(keys=[self._prefix + key], args=[window])
+
+    async def get_expiry(self, key: str, *, db: AsyncSession | None = None) -> float:
+        ttl_ms = int(await self._redis.pttl(self._prefix + key))
+        return time.time() + max(ttl_ms, 0) / 1000
+
+    async def clear(self, key: str, *, db: AsyncSession | None = None) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def aclose(self) -> None:
+        pass  # the client belongs to whoever opened it
 
 
 class SqlCounterStore:
-    """Fixed-window counters in the `rate_limits` table: one atomic upsert per change (SQLite
-    3.35+ and PostgreSQL).
+    """Fixed-window counters in the `rate_limits` table: one atomic statement per change (an
+    upsert on SQLite 3.35+ and PostgreSQL). A window is named by its end, as stored.
 
     On PostgreSQL each change is a short transaction of its own, on a small pool of its own: in
     the request's transaction the counter's row lock would be held through the password check,
     and every login from one address would queue behind the one before; and from the requests'
-    pool, requests holding their connections could wait forever for one to count with. On SQLite, whose single writer serializes every
-    transaction anyway, the change is made in the request's own transaction (a second one would
-    wait for the request's write lock), and a deliberate answer (a failed login) commits it."""
+    pool, requests holding their connections could wait forever for one to count with. On
+    SQLite, whose single writer serializes every transaction anyway, the change is made in the
+    request's own transaction (a second one would wait for the request's write lock), and a
+    deliberate answer (a failed login) commits it."""
 
     _UPSERT = text(
-        "INSERT INTO rate_limits (key, count, window_end) VALUES (:key, :first, :end) "
+        "INSERT INTO rate_limits (key, count, window_end) VALUES (:key, 1, :end) "
         "ON CONFLICT (key) DO UPDATE SET "
-        "count = CASE WHEN rate_limits.window_end <= :now THEN :first "
-        "ELSE rate_limits.count + :amount END, "
+        "count = CASE WHEN rate_limits.window_end <= :now THEN 1 "
+        "ELSE rate_limits.count + 1 END, "
         "window_end = CASE WHEN rate_limits.window_end <= :now THEN :end "
         "ELSE rate_limits.window_end END "
         "RETURNING count, window_end"
     )
+    _UNDO = text(
+        "UPDATE rate_limits SET count = count - 1 "
+        "WHERE key = :key AND window_end = :end AND window_end > :now AND count > 0"
+    )
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._engine = engine
         self._owns_engine = owns_engine
         self._in_request = engine.dialect.name == "sqlite"
+        self._clock = clock
 
     @classmethod
     def for_database(cls, url: str, engine: AsyncEngine) -> SqlCounterStore:
@@ -283,27 +391,27 @@ class SqlCounterStore:
             async with self._engine.begin() as conn:
                 yield conn
 
-    async def incr(
-        self, key: str, expiry: int, amount: int = 1, *, db: AsyncSession | None = None
-    ) -> int:
-        now = time.time()
-        params = {
-            "key": key,
-            "amount": amount,
-            "first": max(amount, 0),
-            "now": now,
-            "end": now + expiry,
-        }
+    async def incr(self, key: str, expiry: int, *, db: AsyncSession | None = None) -> Count:
+        now = self._clock()
+        params = {"key": key, "now": now, "end": now + expiry}
         async with self._connection(db) as conn:
-            row = (await conn.execute(self._UPSERT, params)).one()
-        return int(row[0])
+            count, end = (await conn.execute(self._UPSERT, params)).one()
+        # repr() of a float reads back as the same float: the name compares equal to the column.
+        return int(count), f"s:{float(end)!r}"
+
+    async def undo(self, key: str, window: str, *, db: AsyncSession | None = None) -> None:
+        if not window.startswith("s:"):
+            return  # counted by another store (Redis, before it went down)
+        params = {"key": key, "end": float(window[2:]), "now": self._clock()}
+        async with self._connection(db) as conn:
+            await conn.execute(self._UNDO, params)
 
     async def get_expiry(self, key: str, *, db: AsyncSession | None = None) -> float:
         async with self._connection(db) as conn:
             end = await conn.scalar(
                 text("SELECT window_end FROM rate_limits WHERE key = :key"), {"key": key}
             )
-        return float(end) if end is not None else time.time()
+        return float(end) if end is not None else self._clock()
 
     async def clear(self, key: str, *, db: AsyncSession | None = None) -> None:
         async with self._connection(db) as conn:
@@ -312,7 +420,8 @@ class SqlCounterStore:
 
 class FallbackCounterStore:
     """The primary store (Redis), or the fallback while the primary can't be reached: logins
-    keep working, and keep being counted, through a Redis outage."""
+    keep working, and keep being counted, through a Redis outage. (A refund reaches the store
+    its count was made in, or nothing: window names are the store's own.)"""
 
     def __init__(self, primary: CounterStore, fallback: CounterStore) -> None:
         self._primary = primary
@@ -332,14 +441,21 @@ class FallbackCounterStore:
         self._down = True
         return self._fallback
 
-    async def incr(
-        self, key: str, expiry: int, amount: int = 1, *, db: AsyncSession | None = None
-    ) -> int:
+    async def incr(self, key: str, expiry: int, *, db: AsyncSession | None = None) -> Count:
         try:
             async with self._watch():
-                return await self._primary.incr(key, expiry, amount, db=db)
+                return await self._primary.incr(key, expiry, db=db)
         except Exception as exc:
-            return await self._fall_back(exc).incr(key, expiry, amount, db=db)
+            return await self._fall_back(exc).incr(key, expiry, db=db)
+
+    async def undo(self, key: str, window: str, *, db: AsyncSession | None = None) -> None:
+        try:
+            async with self._watch():
+                await self._primary.undo(key, window, db=db)
+        except Exception as exc:
+            await self._fall_back(exc).undo(key, window, db=db)
+            return
+        await self._fallback.undo(key, window, db=db)  # a count made while Redis was down
 
     async def get_expiry(self, key: str, *, db: AsyncSession | None = None) -> float:
         try:
@@ -363,14 +479,23 @@ class FallbackCounterStore:
 
 
 def open_counter_store(
-    settings: AuthSettings, engine: AsyncEngine, storage: Storage
+    settings: AuthSettings, engine: AsyncEngine, redis: Any | None
 ) -> CounterStore:
     """Redis (falling back to the database while it is down) when configured, else the
-    database: every replica, and the command line, see the same counts."""
+    database: every replica, and the command line, see the same counts. `redis`: the
+    redis.asyncio client of AUTH_REDIS_URL."""
     database = SqlCounterStore.for_database(settings.database_url, engine)
-    if settings.redis_url:
-        return FallbackCounterStore(LimitsCounterStore(storage), database)
+    if redis is not None:
+        return FallbackCounterStore(RedisCounterStore(redis, settings.redis_prefix), database)
     return database
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One count, in the window it landed in: what a refund gives back."""
+
+    key: str
+    window: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +503,7 @@ class Attempt:
     allowed: bool
     wait: int  # seconds until the window ends (when not allowed)
     refused_so_far: int  # attempts refused in this window, this one included (0 if allowed)
+    ticket: Ticket | None = None  # the count held (when allowed)
 
 
 class AttemptCounter:
@@ -395,14 +521,14 @@ class AttemptCounter:
         db: AsyncSession | None = None,
         record_refusal: bool = True,
     ) -> Attempt:
-        """Count an attempt. Over the limit, it is refunded at once (it tries nothing) and the
-        refusal is counted instead (`refuse`), so that repeated refusals can be reported in
+        """Count an attempt. Over the limit, it is taken back at once (it tries nothing) and
+        the refusal is counted instead (`refuse`), so that repeated refusals can be reported in
         aggregate; without `record_refusal`, the caller decides whether to `refuse`."""
         async with _storage_errors():
-            count = await self.store.incr(key, window, db=db)
+            count, counted_in = await self.store.incr(key, window, db=db)
             if count <= limit:
-                return Attempt(True, 0, 0)
-            await self.store.incr(key, window, -1, db=db)
+                return Attempt(True, 0, 0, Ticket(key, counted_in))
+            await self.store.undo(key, counted_in, db=db)
         if not record_refusal:
             return Attempt(False, 0, 0)
         return await self.refuse(key, window, db=db)
@@ -410,14 +536,15 @@ class AttemptCounter:
     async def refuse(self, key: str, window: int, *, db: AsyncSession | None = None) -> Attempt:
         """Count a refusal under `key`, and say how long until its window ends."""
         async with _storage_errors():
-            refused = await self.store.incr(key + ":refused", window, db=db)
+            refused, _ = await self.store.incr(key + ":refused", window, db=db)
             ends = await self.store.get_expiry(key, db=db)
         return Attempt(False, _wait(ends, time.time()), refused)
 
-    async def refund(self, key: str, window: int, *, db: AsyncSession | None = None) -> None:
-        """Take back an attempt that turned out not to be a failure (a correct password)."""
+    async def refund(self, ticket: Ticket, *, db: AsyncSession | None = None) -> None:
+        """Take back a count that turned out not to be a failure (a correct password), in its
+        own window: once that has ended, the count is gone with it and nothing changes."""
         async with _storage_errors():
-            await self.store.incr(key, window, -1, db=db)
+            await self.store.undo(ticket.key, ticket.window, db=db)
 
     async def clear(self, key: str, *, db: AsyncSession | None = None) -> None:
         async with _storage_errors():
@@ -431,12 +558,15 @@ class AttemptCounter:
 __all__ = [
     "Attempt",
     "AttemptCounter",
+    "Count",
     "CounterStore",
     "FallbackCounterStore",
     "LimiterUnavailable",
-    "LimitsCounterStore",
+    "MemoryCounterStore",
     "RateLimiter",
+    "RedisCounterStore",
     "SqlCounterStore",
+    "Ticket",
     "address_key",
     "limit_key",
     "limits_key_prefix",

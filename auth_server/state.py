@@ -196,7 +196,7 @@ class AuthState:
         passwords = PasswordHasher(settings)
         storage = open_storage(settings)
         limiter = RateLimiter(storage, redis, limits_key_prefix(settings))
-        counter = AttemptCounter(open_counter_store(settings, engine, storage))
+        counter = AttemptCounter(open_counter_store(settings, engine, redis))
         throttle = LoginThrottle(settings, counter)
         limits = SessionLimits(settings, limiter)
         issuer = TokenIssuer(

@@ -71,7 +71,7 @@ async def change_my_password(
     account = account_key(user.id, user.username)
     counted = False
     try:
-        async with throttle.attempt(account, ip, db=db):
+        async with throttle.attempt(account, ip, db=db) as attempt:
             counted = True
             try:
                 await change_password(
@@ -92,15 +92,15 @@ async def change_my_password(
                 )
                 raise Forbidden(str(exc)) from None
             except WeakPassword as exc:
-                await throttle.succeeded(account, ip, db=db)  # the current password was right
+                await throttle.succeeded(attempt, db=db)  # the current password was right
                 raise Unprocessable(str(exc)) from None
             except HashingBusy as busy:
-                await throttle.refund(account, ip, db=db)
+                await throttle.refund(attempt, db=db)
                 raise ServiceUnavailable(
                     "password changes are busy; try again shortly",
                     headers={"Retry-After": str(busy.retry_after)},
                 ) from None
-            await throttle.succeeded(account, ip, db=db)
+            await throttle.succeeded(attempt, db=db)
     except ThrottleUnavailable:
         if counted:  # the password may have changed in this unit of work: roll it back
             raise

@@ -174,7 +174,7 @@ class SecondFactorLogin:
         kind = OTP if totp.normalize_code(code[:MAX_CODE_CHARS]) is not None else RECOVERY
         try:
             # Counted before the code is checked: parallel guesses can't outrun the limit.
-            await self._throttle.attempt(user_id, actor.ip, db=db)
+            attempt = await self._throttle.attempt(user_id, actor.ip, db=db)
         except FactorThrottled as throttled:
             if throttled.report:
                 self._audit(
@@ -189,7 +189,7 @@ class SecondFactorLogin:
         now = self._clock()
         consecutive = await self._locks.count(db, user_id, kind, now)
         if consecutive > LOCK_THRESHOLD:
-            await self._throttle.refund(user_id, actor.ip, db=db)  # nothing was checked
+            await self._throttle.refund(attempt, db=db)  # nothing was checked
             raise FactorLocked(kind)
         accepted = await (
             self._check_totp(db, user_id, code, now)
@@ -203,7 +203,7 @@ class SecondFactorLogin:
                 self._audit(db, audit.FACTOR_LOCKED, user_id, actor, kind=kind)
             raise WrongCode("the code is wrong or was used already")
         await self._locks.succeeded(db, user_id, kind, now)
-        await self._throttle.succeeded(user_id, actor.ip, db=db)
+        await self._throttle.succeeded(attempt, db=db)
         left = None
         if kind == RECOVERY:
             left = await self._recovery.remaining(db, user_id)

@@ -13,12 +13,22 @@ clears a password count (auth_server.users.throttle keeps those).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.factors.errors import FactorThrottled
-from auth_server.ratelimit import AttemptCounter, limit_key
+from auth_server.ratelimit import AttemptCounter, Ticket, limit_key
 from auth_server.settings import AuthSettings
 from auth_server.users.throttle import address_key
+
+
+@dataclass(frozen=True, slots=True)
+class FactorAttempt:
+    """One code's counts (the account's, the address's), each with the window it landed in:
+    what `succeeded` and `refund` give back, in that window only."""
+
+    tickets: tuple[Ticket, ...]
 
 
 class FactorThrottle:
@@ -34,30 +44,31 @@ class FactorThrottle:
             (limit_key("factor-ip", address_key(ip)), self._ip_limit),
         ]
 
-    async def attempt(self, user_id: str, ip: str | None, *, db: AsyncSession) -> None:
+    async def attempt(self, user_id: str, ip: str | None, *, db: AsyncSession) -> FactorAttempt:
         """Count a code before it is checked; FactorThrottled when a limit is reached (the
         refused attempt is then not counted as a guess). LimiterUnavailable when the counts
         can't be reached: the caller fails closed."""
-        counted: list[str] = []
+        tickets: list[Ticket] = []
         for key, limit in self._limits(user_id, ip):
             result = await self._counter.attempt(key, limit, self._window, db=db)
-            if not result.allowed:
-                for earlier in counted:
-                    await self._counter.refund(earlier, self._window, db=db)
+            if not result.allowed or result.ticket is None:
+                for earlier in tickets:
+                    await self._counter.refund(earlier, db=db)
                 raise FactorThrottled(result.wait, result.refused_so_far)
-            counted.append(key)
+            tickets.append(result.ticket)
+        return FactorAttempt(tuple(tickets))
 
-    async def succeeded(self, user_id: str, ip: str | None, *, db: AsyncSession) -> None:
+    async def succeeded(self, attempt: FactorAttempt, *, db: AsyncSession) -> None:
         """A right code: the account's earlier wrong codes are forgiven; the address only gets
         this attempt back (elsewhere, guessing may be going on)."""
-        (account, _), (address, _) = self._limits(user_id, ip)
-        await self._counter.clear(account, db=db)
-        await self._counter.refund(address, self._window, db=db)
+        account, address = attempt.tickets
+        await self._counter.clear(account.key, db=db)
+        await self._counter.refund(address, db=db)
 
-    async def refund(self, user_id: str, ip: str | None, *, db: AsyncSession) -> None:
+    async def refund(self, attempt: FactorAttempt, *, db: AsyncSession) -> None:
         """Take back an attempt that checked no code (the factor was locked)."""
-        for key, _ in self._limits(user_id, ip):
-            await self._counter.refund(key, self._window, db=db)
+        for ticket in attempt.tickets:
+            await self._counter.refund(ticket, db=db)
 
 
-__all__ = ["FactorThrottle"]
+__all__ = ["FactorAttempt", "FactorThrottle"]

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.ratelimit import AttemptCounter, LimiterUnavailable, address_key, limit_key
+from auth_server.ratelimit import (
+    AttemptCounter,
+    LimiterUnavailable,
+    Ticket,
+    address_key,
+    limit_key,
+)
 from auth_server.settings import AuthSettings
 from shared.service.db import checkpoint
 
@@ -81,6 +87,14 @@ class _Limit:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """One login's counts (the pair's, the address's, the account's), each with the window it
+    landed in: what `succeeded` and `refund` give back."""
+
+    tickets: tuple[Ticket, ...]
+
+
 class LoginThrottle:
     def __init__(self, settings: AuthSettings, counter: AttemptCounter) -> None:
         self._counter = counter
@@ -102,11 +116,11 @@ class LoginThrottle:
     @contextlib.asynccontextmanager
     async def attempt(
         self, account: str, ip: str | None, *, db: AsyncSession
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[LoginAttempt]:
         """Count a login attempt before its password is checked; Throttled when any limit is
         reached (the refused attempt is not counted as a guess). Check the password inside the
-        block, and call `succeeded` or `refund` there: leaving the block lets logins that wait
-        for this one try again.
+        block, and call `succeeded` or `refund` with the attempt there: leaving the block lets
+        logins that wait for this one try again.
 
         A login over a limit only because of this process's own logins of the same account
         (or from the same address) still being checked waits for them, up to IN_FLIGHT_WAIT:
@@ -114,9 +128,9 @@ class LoginThrottle:
         while wrong ones keep theirs and the waiters are then refused. (Logins in flight at
         other replicas are not waited for: those refusals stay immediate.)"""
         limits = self._limits(account, ip)
-        await self._count(limits, db)
+        tickets = await self._count(limits, db)
         try:
-            yield
+            yield LoginAttempt(tickets)
         finally:
             for limit in limits:
                 self._release(limit)
@@ -143,15 +157,15 @@ class LoginThrottle:
         if not pending.count and not pending.waiting and self._pending.get(key) is pending:
             del self._pending[key]
 
-    async def _count(self, limits: list[_Limit], db: AsyncSession) -> None:
+    async def _count(self, limits: list[_Limit], db: AsyncSession) -> tuple[Ticket, ...]:
         """Count the attempt under every limit (each count held: `_release` it once the
         password is checked). While a limit refuses it and this process holds counts under that
         limit for logins being checked, wait for one of them to finish, then count again."""
         deadline = time.monotonic() + IN_FLIGHT_WAIT
         while True:
-            refused = await self._count_once(limits, db)
+            refused, tickets = await self._count_once(limits, db)
             if refused is None:
-                return
+                return tickets
             pending = self._pending.get(refused.key)
             remaining = deadline - time.monotonic()
             if (
@@ -177,40 +191,44 @@ class LoginThrottle:
                     pending.waiting.remove(waiter)
                 self._forget_if_idle(refused.key, pending)
 
-    async def _count_once(self, limits: list[_Limit], db: AsyncSession) -> _Limit | None:
-        """Count the attempt under every limit, holding each count; the limit that refused it
-        (the earlier counts given back and released), or None."""
+    async def _count_once(
+        self, limits: list[_Limit], db: AsyncSession
+    ) -> tuple[_Limit | None, tuple[Ticket, ...]]:
+        """Count the attempt under every limit, holding each count: (None, the counts), or
+        (the limit that refused it, nothing: the earlier counts given back and released)."""
         held: list[_Limit] = []
+        tickets: list[Ticket] = []
         try:
             for limit in limits:
                 result = await self._counter.attempt(
                     limit.key, limit.limit, self._window, db=db, record_refusal=False
                 )
-                if not result.allowed:
-                    for earlier in held:
-                        await self._counter.refund(earlier.key, self._window, db=db)
-                    return limit
+                if not result.allowed or result.ticket is None:
+                    for ticket in tickets:
+                        await self._counter.refund(ticket, db=db)
+                    return limit, ()
                 self._hold(limit)
                 held.append(limit)
+                tickets.append(result.ticket)
             held = []  # all held: the caller releases them
-            return None
+            return None, tuple(tickets)
         finally:
             for limit in held:
                 self._release(limit)
 
-    async def refund(self, account: str, ip: str | None, *, db: AsyncSession) -> None:
+    async def refund(self, attempt: LoginAttempt, *, db: AsyncSession) -> None:
         """Take back an attempt that tried no password (the hashing pool was full)."""
-        for limit in self._limits(account, ip):
-            await self._counter.refund(limit.key, self._window, db=db)
+        for ticket in attempt.tickets:
+            await self._counter.refund(ticket, db=db)
 
-    async def succeeded(self, account: str, ip: str | None, *, db: AsyncSession) -> None:
+    async def succeeded(self, attempt: LoginAttempt, *, db: AsyncSession) -> None:
         """The password was right: the attempt was no guess, and this account's earlier failures
         from this address are forgiven (a typo or two). The address's and the account's counts
         only lose this attempt: elsewhere, guessing may be going on."""
-        pair, *others = self._limits(account, ip)
+        pair, *others = attempt.tickets
         await self._counter.clear(pair.key, db=db)
-        for limit in others:
-            await self._counter.refund(limit.key, self._window, db=db)
+        for ticket in others:
+            await self._counter.refund(ticket, db=db)
 
     async def unlock(self, account: str, ip: str | None = None) -> None:
         """Forget an account's failures (and, with `ip`, that address's): `users unlock`."""
@@ -232,6 +250,7 @@ class LoginThrottle:
 
 
 __all__ = [
+    "LoginAttempt",
     "LoginThrottle",
     "ThrottleUnavailable",
     "Throttled",

@@ -40,7 +40,7 @@ from auth_server.sessions.service import SessionService
 from auth_server.users.normalize import canonical_username
 from auth_server.users.passwords import HashingBusy, PasswordHasher
 from auth_server.users.service import find_for_login
-from auth_server.users.throttle import LoginThrottle, Throttled, account_key
+from auth_server.users.throttle import LoginAttempt, LoginThrottle, Throttled, account_key
 from shared.service.db import checkpoint, utcnow
 
 BAD_CREDENTIALS = "the username or password is wrong"
@@ -81,7 +81,7 @@ class PasswordGrant:
         mfa_due = False
         try:
             # Counted before the password is checked: parallel guesses can't outrun the limit.
-            async with self._throttle.attempt(account, req.ip, db=db):
+            async with self._throttle.attempt(account, req.ip, db=db) as attempt:
                 # The attempt is counted and committed; Argon2 runs outside any transaction, so
                 # a login holds no database connection (nor SQLite's write lock) while it hashes.
                 await checkpoint(db)
@@ -90,7 +90,7 @@ class PasswordGrant:
                         password, user.password_hash if user else None
                     )
                 except HashingBusy as busy:
-                    await self._throttle.refund(account, req.ip, db=db)  # nothing was tried
+                    await self._throttle.refund(attempt, db=db)  # nothing was tried
                     raise TemporarilyUnavailable(busy.retry_after) from None
                 if user is not None and ok:
                     # Asked only once the password is known right: an unknown user and a wrong
@@ -99,7 +99,7 @@ class PasswordGrant:
                         db, user.id
                     )
                     if not mfa_due:
-                        await self._throttle.succeeded(account, req.ip, db=db)
+                        await self._throttle.succeeded(attempt, db=db)
         except Throttled as throttled:
             if throttled.report:  # in aggregate: the 1st, 2nd, 4th... refusal of a window
                 audit.record(
@@ -125,7 +125,7 @@ class PasswordGrant:
         if new_hash is not None:  # the hashing parameters changed: upgrade the stored hash
             user.password_hash = new_hash
         authentication = (
-            await self._second_factor(db, req, user.id, account)
+            await self._second_factor(db, req, user.id, attempt)
             if mfa_due
             else authentication_for(self._clock(), (PWD,))
         )
@@ -163,7 +163,7 @@ class PasswordGrant:
         return token_response(access, refresh_token)
 
     async def _second_factor(
-        self, db: AsyncSession, req: TokenRequest, user_id: str, account: str
+        self, db: AsyncSession, req: TokenRequest, user_id: str, attempt: LoginAttempt
     ) -> Authentication:
         """The password was right and a second factor is due: `otp` must pass. Until it does,
         the password's attempt stays counted; once it does, the login is forgiven as a right
@@ -191,5 +191,5 @@ class PasswordGrant:
             ) from None
         except FactorThrottled as throttled:
             raise SlowDown(throttled.retry_after) from None
-        await self._throttle.succeeded(account, req.ip, db=db)
+        await self._throttle.succeeded(attempt, db=db)  # in the window it was counted in
         return authentication_for(self._clock(), (PWD, OTP))

@@ -265,6 +265,9 @@ async def test_with_no_counter_reachable_logins_fail_closed_with_503(auth_settin
         async def get_expiry(self, *args: Any, **kw: Any) -> float:
             raise ConnectionError("no counter store")
 
+        async def undo(self, *args: Any, **kw: Any) -> None:
+            raise ConnectionError("no counter store")
+
         async def clear(self, *args: Any, **kw: Any) -> None:
             raise ConnectionError("no counter store")
 

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from limits.aio.storage import MemoryStorage
 from sqlalchemy import select
 
 from auth_server.main import create_app
 from auth_server.persistence.models import AuditEvent
-from auth_server.ratelimit import AttemptCounter, LimitsCounterStore
+from auth_server.ratelimit import AttemptCounter, MemoryCounterStore
 from auth_server.settings import AuthSettings
 from tests.databases import TEST_KEK
 from tests.integration.auth.conftest import PASSWORD, login, register
@@ -110,7 +109,7 @@ async def test_forty_parallel_guesses_check_at_most_the_limit_in_memory(
     auth_settings: AuthSettings,
 ) -> None:
     async with app_at(auth_settings.model_copy(update={"login_failure_limit": 5})) as app:
-        app.state.auth.throttle._counter = AttemptCounter(LimitsCounterStore(MemoryStorage()))
+        app.state.auth.throttle._counter = AttemptCounter(MemoryCounterStore())
         statuses, checks = await forty_parallel_guesses(app)
     assert checks == 5
     assert statuses == [400] * 5 + [429] * 35
