@@ -170,7 +170,8 @@ def unlock_user(
                 settings, AttemptCounter(open_counter_store(settings, engine, redis))
             )
             try:
-                await throttle.unlock(account, address)
+                names = [user.username, user.email_normalized] if user else [login]
+                await throttle.unlock(account, names, address)
             finally:
                 await throttle.aclose()
             return user.username if user else canonical_username(login)

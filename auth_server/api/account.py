@@ -71,7 +71,7 @@ async def change_my_password(
     account = account_key(user.id, user.username)
     counted = False
     try:
-        async with throttle.attempt(account, ip, db=db) as attempt:
+        async with throttle.attempt(account, user.username, ip, db=db) as attempt:
             counted = True
             try:
                 await change_password(

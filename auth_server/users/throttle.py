@@ -2,14 +2,21 @@
 
 Every attempt is counted *before* its password is checked, atomically, under three keys, each
 with its limit per AUTH_LOGIN_FAILURE_WINDOW:
-- the account and the client address: AUTH_LOGIN_FAILURE_LIMIT (5);
+- the login name as given (canonical form) and the client address: AUTH_LOGIN_FAILURE_LIMIT (5);
 - the client address, across accounts: AUTH_LOGIN_IP_LIMIT (50);
 - the account, across addresses: AUTH_LOGIN_ACCOUNT_LIMIT (20).
-A correct password refunds its attempt (and forgives that account's failures from that address);
+A correct password refunds its attempt (and forgives that name's failures from that address);
 a login over a limit only because of this process's own logins still being checked waits for
 them, so right logins at once never refuse each other. The account is the user (so username and
 email count together), or the canonical login name when no user has it (unknown names are
 limited too).
+
+The first limit counts the name, not the account: counted per account, five wrong guesses at
+`dave` made `dave@example.com` answer 429 from that address while any other name answered 400,
+telling that the two are one account, which sign-up never tells. The account's own limit still
+counts its names together (it bounds guessing at the account, whichever name is typed); that it
+can still tell, once someone has failed 20 times at one name from several addresses, is the
+trade the README's security model states.
 IPv6 addresses are counted per /64 (one host holds a whole /64), IPv4 per address.
 
 Sign-ups are limited per address and hour (AUTH_REGISTRATION_IP_LIMIT). The counts live in
@@ -23,7 +30,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +43,7 @@ from auth_server.ratelimit import (
     limit_key,
 )
 from auth_server.settings import AuthSettings
+from auth_server.users.normalize import canonical_username
 from shared.service.db import checkpoint
 
 ThrottleUnavailable = LimiterUnavailable
@@ -105,20 +113,21 @@ class LoginThrottle:
         self._registration_limit = settings.registration_ip_limit
         self._pending: dict[str, _Pending] = {}
 
-    def _limits(self, account: str, ip: str | None) -> list[_Limit]:
+    def _limits(self, account: str, login: str, ip: str | None) -> list[_Limit]:
         where = address_key(ip)
         return [
-            _Limit(limit_key("login-pair", account, where), self._pair_limit),
+            _Limit(limit_key("login-pair", canonical_username(login), where), self._pair_limit),
             _Limit(limit_key("login-ip", where), self._ip_limit),
             _Limit(limit_key("login-account", account), self._account_limit),
         ]
 
     @contextlib.asynccontextmanager
     async def attempt(
-        self, account: str, ip: str | None, *, db: AsyncSession
+        self, account: str, login: str, ip: str | None, *, db: AsyncSession
     ) -> AsyncIterator[LoginAttempt]:
         """Count a login attempt before its password is checked; Throttled when any limit is
-        reached (the refused attempt is not counted as a guess). Check the password inside the
+        reached (the refused attempt is not counted as a guess). `account`: `account_key`;
+        `login`: the name the login gave. Check the password inside the
         block, and call `succeeded` or `refund` with the attempt there: leaving the block lets
         logins that wait for this one try again.
 
@@ -127,7 +136,7 @@ class LoginThrottle:
         a right password gives its count back, so a dozen right logins at once all succeed,
         while wrong ones keep theirs and the waiters are then refused. (Logins in flight at
         other replicas are not waited for: those refusals stay immediate.)"""
-        limits = self._limits(account, ip)
+        limits = self._limits(account, login, ip)
         tickets = await self._count(limits, db)
         try:
             yield LoginAttempt(tickets)
@@ -222,7 +231,7 @@ class LoginThrottle:
             await self._counter.refund(ticket, db=db)
 
     async def succeeded(self, attempt: LoginAttempt, *, db: AsyncSession) -> None:
-        """The password was right: the attempt was no guess, and this account's earlier failures
+        """The password was right: the attempt was no guess, and this name's earlier failures
         from this address are forgiven (a typo or two). The address's and the account's counts
         only lose this attempt: elsewhere, guessing may be going on."""
         pair, *others = attempt.tickets
@@ -230,12 +239,14 @@ class LoginThrottle:
         for ticket in others:
             await self._counter.refund(ticket, db=db)
 
-    async def unlock(self, account: str, ip: str | None = None) -> None:
-        """Forget an account's failures (and, with `ip`, that address's): `users unlock`."""
+    async def unlock(self, account: str, names: Iterable[str] = (), ip: str | None = None) -> None:
+        """Forget an account's failures (and, with `ip`, that address's and those of each of
+        the account's login `names` from it): `users unlock`."""
         await self._counter.clear(limit_key("login-account", account))
         if ip is not None:
             where = address_key(ip)
-            await self._counter.clear(limit_key("login-pair", account, where))
+            for name in names:
+                await self._counter.clear(limit_key("login-pair", canonical_username(name), where))
             await self._counter.clear(limit_key("login-ip", where))
 
     async def aclose(self) -> None:

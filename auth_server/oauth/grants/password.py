@@ -81,7 +81,7 @@ class PasswordGrant:
         mfa_due = False
         try:
             # Counted before the password is checked: parallel guesses can't outrun the limit.
-            async with self._throttle.attempt(account, req.ip, db=db) as attempt:
+            async with self._throttle.attempt(account, login, req.ip, db=db) as attempt:
                 # The attempt is counted and committed; Argon2 runs outside any transaction, so
                 # a login holds no database connection (nor SQLite's write lock) while it hashes.
                 await checkpoint(db)

@@ -372,3 +372,23 @@ async def test_a_crowd_beyond_the_waiting_room_is_refused_at_once(
         # Two waited and then went through one after the other; three were refused at once.
         assert sorted(r.status_code for r in crowd) == [200, 200, 429, 429, 429]
         assert not app.state.auth.throttle._pending
+
+
+async def test_the_limit_per_login_name_and_address_tells_nothing_about_other_names(
+    auth_settings: AuthSettings,
+) -> None:
+    """Issue 16 item 7: after 5 wrong guesses at `dave`, `dave@example.com` got 429 from the same
+    address while another user's email and an unknown one got 400: the throttle told that the
+    name and the email are one account, which sign-up never tells. The limit per address now
+    counts the login name as typed (canonical form); the account's own limit still counts its
+    names together (README, security model)."""
+    async with app_at(auth_settings) as app, client_from(app, "192.0.2.50") as client:
+        dave = await register(client, "dave")
+        await register(client, "erin")
+        for _ in range(5):
+            assert (await login(client, "dave", password=WRONG)).status_code == 400
+        assert (await login(client, "dave", password=WRONG)).status_code == 429
+        for name in (dave["email"], "erin@example.com", "nobody@example.com"):
+            assert (await login(client, name, password=WRONG)).status_code == 400, name
+        # The same name in another form is the same name (NFKC and case folding).
+        assert (await login(client, "DAVE", password=WRONG)).status_code == 429

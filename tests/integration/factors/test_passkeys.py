@@ -526,7 +526,7 @@ async def test_a_password_lockout_neither_blocks_nor_is_lifted_by_a_passkey(
         async def password_attempt() -> bool:
             async with h.state.session_maker() as db:
                 try:
-                    async with throttle.attempt(account, ACTOR.ip, db=db):
+                    async with throttle.attempt(account, user_id, ACTOR.ip, db=db):
                         pass  # a wrong password: the attempt stays counted
                 except Throttled:
                     return False

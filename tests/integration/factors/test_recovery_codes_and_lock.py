@@ -225,7 +225,7 @@ async def test_wrong_codes_never_count_toward_the_password_lockout(
                 await verify(h, user_id, "000000")
         throttle = h.state.throttle
         async with h.state.session_maker() as db:
-            async with throttle.attempt(account_key(user_id, ""), ACTOR.ip, db=db):
+            async with throttle.attempt(account_key(user_id, ""), user_id, ACTOR.ip, db=db):
                 pass  # the limit of 1 still has room: nothing was counted before
             await db.commit()
     finally:
