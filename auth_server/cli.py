@@ -36,6 +36,7 @@ from auth_server.users.service import (
     UserExists,
     WeakPassword,
     find_for_login,
+    new_user,
     register,
 )
 from auth_server.users.throttle import LoginThrottle, account_key
@@ -134,14 +135,14 @@ def create_user(
     if not password:
         raise fail("no password on stdin")
     settings = _settings()
-    hasher = PasswordHasher(settings)
     try:
-        user = _in_transaction(
-            settings,
-            lambda db: register(
-                db, hasher, username=username, email=email, password=password, is_admin=admin
-            ),
-        )
+        account = new_user(username=username, email=email, password=password, is_admin=admin)
+        hasher = PasswordHasher(settings)
+        try:
+            # register() hashes outside the transaction (it commits its check first).
+            user = _in_transaction(settings, lambda db: register(db, hasher, account))
+        finally:
+            hasher.close()
     except (InvalidIdentifier, WeakPassword, UserExists) as exc:
         raise fail(str(exc)) from None
     typer.echo(

@@ -19,10 +19,16 @@ from auth_server.api.deps import (
 )
 from auth_server.api.openapi import PASSWORD_SCHEMA
 from auth_server.users.passwords import HashingBusy
-from auth_server.users.service import WeakPassword, WrongPassword, change_password
-from auth_server.users.throttle import Throttled, ThrottleUnavailable, account_key
+from auth_server.users.service import (
+    PasswordChangedMeanwhile,
+    WeakPassword,
+    WrongPassword,
+    change_password,
+)
+from auth_server.users.throttle import Throttled, ThrottleUnavailable
 from shared.service.openapi import problems, too_many_requests
 from shared.service.problem import (
+    Conflict,
     Forbidden,
     ServiceUnavailable,
     TooManyRequests,
@@ -48,7 +54,8 @@ class PasswordChange(BaseModel):
             {
                 403: "The current password is wrong (counted as a failed login); or "
                 "the token has no user (client credentials).",
-                422: "The new password is weak.",
+                409: "The password was changed meanwhile (by another request); try again.",
+                422: "The new password is weak (checked first: nothing is counted).",
             }
         ),
         **too_many_requests("Too many failed logins of this account or from this address."),
@@ -67,43 +74,39 @@ async def change_my_password(
     user_agent: UserAgent,
 ) -> Response:
     # A wrong current password is a failed login of this account: the same limits (counted
-    # before the check), 429 with Retry-After, and an audit record.
-    account = account_key(user.id, user.username)
-    counted = False
+    # before the check), 429 with Retry-After, and an audit record. No hash runs inside the
+    # request's transaction (users/service.py).
     try:
-        async with throttle.attempt(account, user.username, ip, db=db) as attempt:
-            counted = True
-            try:
-                await change_password(
-                    passwords,
-                    user,
-                    current_password=change.current_password,
-                    new_password=change.new_password,
-                )
-            except WrongPassword as exc:
-                audit.record(
-                    db,
-                    audit.LOGIN_FAILED,
-                    user_id=user.id,
-                    session_id=claims.sid,
-                    ip=ip,
-                    user_agent=user_agent,
-                    detail={"via": "password_change"},
-                )
-                raise Forbidden(str(exc)) from None
-            except WeakPassword as exc:
-                await throttle.succeeded(attempt, db=db)  # the current password was right
-                raise Unprocessable(str(exc)) from None
-            except HashingBusy as busy:
-                await throttle.refund(attempt, db=db)
-                raise ServiceUnavailable(
-                    "password changes are busy; try again shortly",
-                    headers={"Retry-After": str(busy.retry_after)},
-                ) from None
-            await throttle.succeeded(attempt, db=db)
+        await change_password(
+            db,
+            passwords,
+            throttle,
+            user,
+            current_password=change.current_password,
+            new_password=change.new_password,
+            ip=ip,
+        )
+    except WeakPassword as exc:
+        raise Unprocessable(str(exc)) from None
+    except WrongPassword as exc:
+        audit.record(
+            db,
+            audit.LOGIN_FAILED,
+            user_id=user.id,
+            session_id=claims.sid,
+            ip=ip,
+            user_agent=user_agent,
+            detail={"via": "password_change"},
+        )
+        raise Forbidden(str(exc)) from None
+    except PasswordChangedMeanwhile as exc:
+        raise Conflict(str(exc)) from None
+    except HashingBusy as busy:
+        raise ServiceUnavailable(
+            "password changes are busy; try again shortly",
+            headers={"Retry-After": str(busy.retry_after)},
+        ) from None
     except ThrottleUnavailable:
-        if counted:  # the password may have changed in this unit of work: roll it back
-            raise
         raise ServiceUnavailable(
             "password changes are unavailable; try again shortly",
             headers={"Retry-After": str(settings.retry_after)},

@@ -20,7 +20,13 @@ from auth_server.api.deps import (
 )
 from auth_server.api.openapi import EMAIL_SCHEMA, PASSWORD_SCHEMA, USERNAME_SCHEMA
 from auth_server.users.passwords import HashingBusy
-from auth_server.users.service import InvalidIdentifier, UserExists, WeakPassword, register
+from auth_server.users.service import (
+    InvalidIdentifier,
+    UserExists,
+    WeakPassword,
+    new_user,
+    register,
+)
 from auth_server.users.throttle import Throttled, ThrottleUnavailable
 from shared.service.openapi import header, problems, too_many_requests
 from shared.service.problem import (
@@ -80,6 +86,12 @@ async def sign_up(
     if not settings.registration_open:
         raise Forbidden("registration is closed")
     try:
+        # What needs no database and no hash first: an invalid sign-up costs nothing, and
+        # counts against nothing.
+        account = new_user(username=new.username, email=new.email, password=new.password)
+    except (InvalidIdentifier, WeakPassword) as exc:
+        raise Unprocessable(str(exc)) from None
+    try:
         await throttle.registration(ip, db=db)
     except ThrottleUnavailable:
         raise ServiceUnavailable(
@@ -92,11 +104,7 @@ async def sign_up(
             headers={"Retry-After": str(throttled.retry_after)},
         ) from None
     try:
-        user = await register(
-            db, passwords, username=new.username, email=new.email, password=new.password
-        )
-    except (InvalidIdentifier, WeakPassword) as exc:
-        raise Unprocessable(str(exc)) from None
+        user = await register(db, passwords, account)
     except HashingBusy as busy:
         raise ServiceUnavailable(
             "sign-up is busy; try again shortly", headers={"Retry-After": str(busy.retry_after)}

@@ -20,7 +20,7 @@ from auth_server.oauth.errors import InvalidClient, InvalidRequest, TemporarilyU
 from auth_server.oauth.scopes import ALL_SCOPES, USER_SCOPES
 from auth_server.persistence.models import Client
 from auth_server.users.passwords import HashingBusy, PasswordHasher
-from shared.service.db import utcnow
+from shared.service.db import checkpoint, utcnow
 
 GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
 
@@ -91,11 +91,16 @@ def hash_client_secret(secret: str) -> str:
     return SECRET_SCHEME + hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def secret_matches(hasher: PasswordHasher, secret: str, stored: str | None) -> bool:
+async def secret_matches(
+    db: AsyncSession, hasher: PasswordHasher, secret: str, stored: str | None
+) -> bool:
     if stored is None:
         return False
     if stored.startswith(SECRET_SCHEME):
         return hmac.compare_digest(hash_client_secret(secret), stored)
+    # Argon2 runs outside any transaction: the client was read in `db`'s (on SQLite, holding
+    # the write lock), so the unit of work so far is committed first.
+    await checkpoint(db)
     try:
         ok, _ = await hasher.verify(secret, stored)  # secrets stored by earlier releases (Argon2)
     except HashingBusy as busy:
@@ -208,7 +213,7 @@ async def authenticate_client(
     if client.is_confidential:
         if secret is None:
             raise InvalidClient("this client must authenticate", basic=used_basic)
-        if not await secret_matches(hasher, secret, client.secret_hash):
+        if not await secret_matches(db, hasher, secret, client.secret_hash):
             raise InvalidClient(
                 "unknown client or bad credentials", basic=used_basic, credential=True
             )

@@ -1,11 +1,19 @@
 """Users: registration, look-up by username or email, password changes. Flushes only: the
-caller's unit of work commits."""
+caller's unit of work commits, except that no password hash ever runs inside it.
+
+An Argon2 hash takes a core for a tenth of a second or more: run inside a transaction, it holds
+a pooled connection (PostgreSQL) or the whole database's write lock (SQLite) for that long, and
+every other request waits. So every function here that hashes first checks what needs no hash
+(the password policy, a name already taken), then commits the unit of work so far
+(`checkpoint`: the connection goes back to the pool), hashes, and writes in a new transaction.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,17 +24,21 @@ from auth_server.users.normalize import (
     validate_email_address,
     validate_username,
 )
-from auth_server.users.passwords import PasswordHasher
+from auth_server.users.passwords import HashingBusy, PasswordHasher
 from auth_server.users.policy import WeakPassword, check_password
-from shared.service.db import utcnow
+from auth_server.users.throttle import LoginThrottle, account_key
+from shared.service.db import checkpoint, utcnow
 
 __all__ = [
     "InvalidIdentifier",
+    "NewUser",
+    "PasswordChangedMeanwhile",
     "UserExists",
     "WeakPassword",
     "WrongPassword",
     "change_password",
     "find_for_login",
+    "new_user",
     "register",
 ]
 
@@ -39,33 +51,51 @@ class WrongPassword(Exception):
     pass
 
 
-async def register(
-    db: AsyncSession,
-    hasher: PasswordHasher,
-    *,
-    username: str,
-    email: str,
-    password: str,
-    is_admin: bool = False,
-) -> User:
-    """Create a user. Exactly one of several racing sign-ups with one name wins: the unique
-    constraints decide (inside a savepoint, so the caller's transaction stays usable), and the
-    losers get UserExists."""
+class PasswordChangedMeanwhile(Exception):
+    """Another change of the same password committed while this one was being hashed."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A sign-up whose values passed every check that needs no database and no hash."""
+
+    username: str  # canonical
+    email: str  # as email-validator normalizes it
+    email_key: str  # its case-folded uniqueness key
+    password: str = field(repr=False)
+    is_admin: bool = False
+
+
+def new_user(*, username: str, email: str, password: str, is_admin: bool = False) -> NewUser:
+    """Validate a sign-up: InvalidIdentifier or WeakPassword, before any database work."""
     name = validate_username(username)
     email_display, email_key = validate_email_address(email)
     check_password(password, username=name, email=email_key)
+    return NewUser(name, email_display, email_key, password, is_admin)
+
+
+async def register(db: AsyncSession, hasher: PasswordHasher, new: NewUser) -> User:
+    """Create a user. A name already taken is refused before any hash; the hash runs outside
+    any transaction (`db`'s work so far is committed first). Exactly one of several racing
+    sign-ups with one name wins: the unique constraints decide (inside a savepoint, so the
+    caller's transaction stays usable), and the losers get UserExists. HashingBusy when the
+    hashing pool is full."""
     taken = await db.scalar(
-        select(User.id).where(or_(User.username == name, User.email_normalized == email_key))
+        select(User.id).where(
+            or_(User.username == new.username, User.email_normalized == new.email_key)
+        )
     )
     if taken is not None:
         raise UserExists("the username or email is already registered")
+    await checkpoint(db)
+    password_hash = await hasher.hash(new.password)
     user = User(
         id=str(uuid.uuid4()),
-        username=name,
-        email=email_display,
-        email_normalized=email_key,
-        password_hash=await hasher.hash(password),
-        is_admin=is_admin,
+        username=new.username,
+        email=new.email,
+        email_normalized=new.email_key,
+        password_hash=password_hash,
+        is_admin=new.is_admin,
         created_at=utcnow(),
     )
     try:
@@ -77,16 +107,47 @@ async def register(
 
 
 async def change_password(
-    hasher: PasswordHasher, user: User, *, current_password: str, new_password: str
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    user: User,
+    *,
+    current_password: str,
+    new_password: str,
+    ip: str | None,
 ) -> None:
-    """Check the current password, then the policy, then store the new hash. Raises
-    WrongPassword or WeakPassword; the caller ends the user's other sessions."""
-    ok, _ = await hasher.verify(current_password, user.password_hash)
-    if not ok:
-        raise WrongPassword("the current password is wrong")
+    """Check the new password's policy (no hash: WeakPassword, nothing counted), then the
+    current password, counted as a login of the account (Throttled, WrongPassword), then store
+    the new hash. Both hashes run outside any transaction. HashingBusy when the hashing pool is
+    full (nothing counted); ThrottleUnavailable when the counters can't be reached;
+    PasswordChangedMeanwhile when another change won the race. The caller ends the user's other
+    sessions."""
     check_password(new_password, username=user.username, email=user.email_normalized)
-    user.password_hash = await hasher.hash(new_password)
-    user.password_changed_at = utcnow()
+    current_hash = user.password_hash
+    async with throttle.attempt(account_key(user.id, user.username), user.username, ip, db=db) as (
+        attempt
+    ):
+        # The attempt is counted and committed; on SQLite it was counted in this transaction.
+        await checkpoint(db)
+        try:
+            ok, _ = await hasher.verify(current_password, current_hash)
+        except HashingBusy:
+            await throttle.refund(attempt, db=db)  # nothing was tried
+            raise
+        if not ok:
+            raise WrongPassword("the current password is wrong")
+        await throttle.succeeded(attempt, db=db)
+    await checkpoint(db)  # the counts given back (SQLite: in this transaction) are committed
+    new_hash = await hasher.hash(new_password)
+    # Only over the hash that was checked: a change that committed meanwhile wins.
+    changed = await db.execute(
+        update(User)
+        .where(User.id == user.id, User.password_hash == current_hash)
+        .values(password_hash=new_hash, password_changed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise PasswordChangedMeanwhile("the password was changed meanwhile")
 
 
 async def find_for_login(db: AsyncSession, login: str) -> User | None:

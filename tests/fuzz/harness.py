@@ -155,7 +155,7 @@ def _seed_auth(settings: AuthSettings, username: str, admin: str, client_id: str
     """The fuzzer's users (one an admin) and a confidential client; returns the client secret."""
     from auth_server.oauth.clients import create_client
     from auth_server.users.passwords import PasswordHasher
-    from auth_server.users.service import register
+    from auth_server.users.service import new_user, register
     from shared.service.db import create_engine, create_session_maker, transaction
 
     async def seed() -> str:
@@ -167,10 +167,12 @@ def _seed_auth(settings: AuthSettings, username: str, admin: str, client_id: str
                     await register(
                         db,
                         hasher,
-                        username=name,
-                        email=f"{name}@example.com",
-                        password=PASSWORD,
-                        is_admin=is_admin,
+                        new_user(
+                            username=name,
+                            email=f"{name}@example.com",
+                            password=PASSWORD,
+                            is_admin=is_admin,
+                        ),
                     )
                 _, secret = await create_client(
                     db,

@@ -51,6 +51,7 @@ async def db(auth_settings: AuthSettings) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def admin_tokens(auth_app: Any, auth_client: httpx.AsyncClient) -> dict[str, Any]:
+    from auth_server.users.service import new_user
     from auth_server.users.service import register as register_user
 
     state = auth_app.state.auth
@@ -58,10 +59,12 @@ async def admin_tokens(auth_app: Any, auth_client: httpx.AsyncClient) -> dict[st
         await register_user(
             session,
             state.passwords,
-            username="root-admin",
-            email="root-admin@example.com",
-            password=PASSWORD,
-            is_admin=True,
+            new_user(
+                username="root-admin",
+                email="root-admin@example.com",
+                password=PASSWORD,
+                is_admin=True,
+            ),
         )
     # The admin scope is granted only when asked for by name (contract §7).
     response = await login(auth_client, "root-admin", scope="notes:read notes:write admin")

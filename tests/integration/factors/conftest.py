@@ -15,7 +15,7 @@ import pytest
 from auth_server.factors.actor import Actor
 from auth_server.settings import AuthSettings
 from auth_server.state import AuthState
-from auth_server.users.service import register
+from auth_server.users.service import new_user, register
 from shared.service.db import transaction
 
 T = TypeVar("T")
@@ -62,9 +62,7 @@ class Harness:
             user = await register(
                 db,
                 self.state.passwords,
-                username=name,
-                email=f"{name}@example.com",
-                password=PASSWORD,
+                new_user(username=name, email=f"{name}@example.com", password=PASSWORD),
             )
         return user.id
 
