@@ -6,6 +6,7 @@ If the auth schema changes (auth_server/persistence/models.py and its Alembic mi
 is the only file to adapt. The columns used here:
 
   users(id, username, email, email_normalized, password_hash, is_admin, created_at)
+  login_names(name, user_id, kind)       -- the username and the email: what a login looks up
   sessions(id, user_id, client_id, scope, created_at, last_used_at, expires_at, ip, user_agent)
   refresh_tokens(token_hash, session_id, scope, created_at, expires_at)   -- id autoincrements
   revocations(kind, value, not_before, created_at, expires_at)            -- id autoincrements
@@ -47,6 +48,15 @@ SELECT md5($1 || '-u-' || g)::uuid::text,
        $1 || 'u' || g || '@example.com',
        $2, false, now() - interval '30 days'
 FROM generate_series($3::bigint, $4::bigint) AS g
+"""
+
+# $1 seed, $2 first n, $3 last n: each user's username and email (users/normalize.login_key of
+# these ASCII lower-case names is the name itself)
+LOGIN_NAMES_SQL = """
+INSERT INTO login_names (name, user_id, kind)
+SELECT $1 || 'u' || g || suffix, md5($1 || '-u-' || g)::uuid::text, kind
+FROM generate_series($2::bigint, $3::bigint) AS g,
+     (VALUES ('', 'username'), ('@example.com', 'email')) AS names (suffix, kind)
 """
 
 # $1 seed, $2 number of users (session n belongs to user 1 + (n - 1) % users), $3 first, $4 last
@@ -105,13 +115,14 @@ async def seed_sessions(
     await conn.execute("SET synchronous_commit = off")
     for first in range(1, users + 1, batch):
         await conn.execute(USERS_SQL, seed, password_hash, first, min(users, first + batch - 1))
+        await conn.execute(LOGIN_NAMES_SQL, seed, first, min(users, first + batch - 1))
     for first in range(1, sessions + 1, batch):
         last = min(sessions, first + batch - 1)
         await conn.execute(SESSIONS_SQL, seed, users, first, last)
         await conn.execute(REFRESH_TOKENS_SQL, seed, first, last)
     # A database that has lived with these rows has been vacuumed by autovacuum: freshly loaded
     # pages would otherwise pay for hint bits and miss the visibility map on first reads.
-    for table in ("users", "sessions", "refresh_tokens"):
+    for table in ("users", "login_names", "sessions", "refresh_tokens"):
         await conn.execute(f"VACUUM (ANALYZE) {table}")
 
 

@@ -47,6 +47,19 @@ class User(Base):
     password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class LoginName(Base):
+    """The names a user logs in with: the username and the email, each in the one canonical
+    form of users/normalize.login_key. The key is unique across both kinds, so one login string
+    names at most one account, whatever the order of sign-ups; a sign-up writes its names in
+    the transaction that adds the user."""
+
+    __tablename__ = "login_names"
+
+    name: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # username | email
+
+
 class Client(Base):
     __tablename__ = "clients"
 

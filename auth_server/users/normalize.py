@@ -34,6 +34,19 @@ def canonical_username(raw: str) -> str:
     return name
 
 
+# The longest login key stored (login_names.name): an email's canonical form may be longer than
+# the email (NFKC expands some characters), and such an email is refused.
+LOGIN_KEY_MAX = 320
+
+
+def login_key(raw: str) -> str:
+    """The form in which a login string is compared with every account's username and email:
+    NFKC and case folding (`canonical_username`), for both. Usernames are stored in it already;
+    an email's key is that of its normalized form. One function for both kinds, so that a
+    username can never look, to a login, like someone else's email."""
+    return canonical_username(raw)
+
+
 def validate_username(raw: str) -> str:
     if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in raw):
         raise InvalidIdentifier("the username contains control or invisible characters")
@@ -53,4 +66,6 @@ def validate_email_address(raw: str) -> tuple[str, str]:
         result = validate_email(raw, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidIdentifier(f"the email address is not valid: {exc}") from None
+    if len(login_key(result.normalized)) > LOGIN_KEY_MAX:
+        raise InvalidIdentifier("the email address is too long")
     return result.normalized, result.normalized.casefold()

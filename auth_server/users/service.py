@@ -1,6 +1,12 @@
 """Users: registration, look-up by username or email, password changes. Flushes only: the
 caller's unit of work commits, except that no password hash ever runs inside it.
 
+One login string names at most one account: every username and email is written to
+`login_names` in one canonical form (`login_key`), unique across both kinds, in the transaction
+that adds the user; a login looks the string up there. So `victim@example.com` can't be another
+account's username, whichever signed up first (409 for the second), and two racing sign-ups
+can't both take it (the database's unique key decides).
+
 An Argon2 hash takes a core for a tenth of a second or more: run inside a transaction, it holds
 a pooled connection (PostgreSQL) or the whole database's write lock (SQLite) for that long, and
 every other request waits. So every function here that hashes first checks what needs no hash
@@ -13,14 +19,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_server.persistence.models import User
+from auth_server.persistence.models import LoginName, User
 from auth_server.users.normalize import (
+    LOGIN_KEY_MAX,
     InvalidIdentifier,
-    canonical_username,
+    login_key,
     validate_email_address,
     validate_username,
 )
@@ -65,6 +72,12 @@ class NewUser:
     password: str = field(repr=False)
     is_admin: bool = False
 
+    def login_names(self) -> dict[str, str]:
+        """{login key: "username" or "email"}: one name when both are the same string."""
+        names = {login_key(self.username): "username"}
+        names.setdefault(login_key(self.email), "email")
+        return names
+
 
 def new_user(*, username: str, email: str, password: str, is_admin: bool = False) -> NewUser:
     """Validate a sign-up: InvalidIdentifier or WeakPassword, before any database work."""
@@ -80,11 +93,8 @@ async def register(db: AsyncSession, hasher: PasswordHasher, new: NewUser) -> Us
     sign-ups with one name wins: the unique constraints decide (inside a savepoint, so the
     caller's transaction stays usable), and the losers get UserExists. HashingBusy when the
     hashing pool is full."""
-    taken = await db.scalar(
-        select(User.id).where(
-            or_(User.username == new.username, User.email_normalized == new.email_key)
-        )
-    )
+    names = new.login_names()
+    taken = await db.scalar(select(LoginName.user_id).where(LoginName.name.in_(names)).limit(1))
     if taken is not None:
         raise UserExists("the username or email is already registered")
     await checkpoint(db)
@@ -101,6 +111,8 @@ async def register(db: AsyncSession, hasher: PasswordHasher, new: NewUser) -> Us
     try:
         async with db.begin_nested():
             db.add(user)
+            await db.flush()
+            db.add_all(LoginName(name=n, user_id=user.id, kind=k) for n, k in names.items())
     except IntegrityError:
         raise UserExists("the username or email is already registered") from None
     return user
@@ -151,12 +163,11 @@ async def change_password(
 
 
 async def find_for_login(db: AsyncSession, login: str) -> User | None:
-    """The user whose username or email is `login` (compared in canonical form)."""
-    if len(login) > 320:
+    """The one user whose username or email is `login` (compared as `login_key`s)."""
+    if len(login) > LOGIN_KEY_MAX:
         return None
-    name = canonical_username(login)
     return await db.scalar(
-        select(User).where(
-            or_(User.username == name, User.email_normalized == login.strip().casefold())
-        )
+        select(User)
+        .join(LoginName, LoginName.user_id == User.id)
+        .where(LoginName.name == login_key(login))
     )
