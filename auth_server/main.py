@@ -40,7 +40,8 @@ log = logging.getLogger("auth_server")
 
 
 async def start_schedules(state: AuthState) -> Callable[[], Awaitable[None]]:
-    """Start the background schedules (the sweeper, key rotation); returns what stops them."""
+    """Start the background schedules (the sweeper, key rotation, the audit trail's counts);
+    returns what stops them."""
     stop_event = asyncio.Event()
     tasks = [
         asyncio.create_task(
@@ -50,6 +51,7 @@ async def start_schedules(state: AuthState) -> Callable[[], Awaitable[None]]:
             run_rotation_schedule(state.keys, state.settings, stop=stop_event),
             name="key-rotation",
         ),
+        asyncio.create_task(state.routine.run(stop=stop_event), name="audit-counts"),
     ]
 
     async def stop() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from shared.revocation_feed import revocation_channel
 from shared.service.db import create_engine, create_session_maker, transaction
 from shared.service.metrics import ServiceMetrics
 from shared.verification import TokenVerifier
+
+log = logging.getLogger("auth_server.state")
 
 POOL_CLOSE_TIMEOUT = 5.0  # seconds the refresh pool's connections get to be handed back
 
@@ -168,6 +171,7 @@ class AuthState:
     introspection: TokenIntrospection
     factors: FactorService
     factor_login: SecondFactorLogin
+    routine: audit.RoutineCounts  # routine refreshes, counted for the audit trail
 
     @classmethod
     async def open(
@@ -220,12 +224,14 @@ class AuthState:
             if engine.dialect.name == "postgresql"
             else None
         )
+        routine = audit.RoutineCounts(session_maker)
         sessions = SessionService(
             settings,
             grace=GraceCipher(settings.key_encryption_secret()),
             revocations=publisher,
             clock=now,
             one_statement_pool=rotation_pool,
+            routine=routine,
         )
         factors, factor_login = build_factors(
             settings, sessions=sessions, counter=counter, clock=now
@@ -270,9 +276,14 @@ class AuthState:
             ),
             factors=factors,
             factor_login=factor_login,
+            routine=routine,
         )
 
     async def aclose(self) -> None:
+        try:
+            await self.routine.flush()  # what this process counted since its last write
+        except Exception:
+            log.exception("could not write the audit counts at shutdown")
         await self.keys.aclose()
         await self.limiter.aclose()
         await self.throttle.aclose()

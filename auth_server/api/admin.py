@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from auth_server import audit
@@ -75,6 +75,10 @@ class EventOut(BaseModel):
     ip: str | None
     user_agent: str | None
     detail: dict[str, Any] | None
+    count: int = Field(
+        description="How many events the row stands for: 1, or the routine refreshes of one "
+        "client that one server process counted since its previous write (`detail.since`)."
+    )
 
 
 class EventPage(BaseModel):
@@ -152,6 +156,7 @@ async def events(
             ip=r.ip,
             user_agent=r.user_agent,
             detail=r.detail,
+            count=r.count,
         )
         for r in rows[:limit]
     ]

@@ -186,6 +186,9 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # How many events the row stands for: 1, or the routine events of one kind a server
+    # process counted between two writes (auth_server/audit.py, RoutineCounts).
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class TotpCredential(Base):

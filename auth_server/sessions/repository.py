@@ -81,7 +81,8 @@ class PostgresRotation:
     on a connection of `open_rotation_pool`'s.
 
     One read finds the token and its session; then one statement does the whole rotation: mark
-    the token used with its sealed answer, touch the session, add the child token, audit. Every
+    the token used with its sealed answer, touch the session, add the child token (the audit
+    trail counts routine rotations in memory: auth_server/audit.py). Every
     condition is checked again inside that statement (unused, a live session of this client, the
     signing key still active), so a race or a change since the read makes it match nothing, and
     the caller takes the transactional path. Each statement is atomic on its own.
@@ -106,7 +107,7 @@ WITH claimed AS (
       AND s.id = t.session_id AND s.client_id = $4
       AND s.ended_at IS NULL AND s.expires_at > $1
       AND EXISTS (SELECT 1 FROM signing_keys WHERE kid = $5 AND state = 'active')
-    RETURNING t.id, t.session_id, s.user_id, s.expires_at
+    RETURNING t.id, t.session_id, s.expires_at
 ), touched AS (
     UPDATE sessions SET last_used_at = $1
     WHERE id IN (SELECT session_id FROM claimed)
@@ -115,13 +116,9 @@ WITH claimed AS (
     INSERT INTO refresh_tokens (token_hash, session_id, parent_id, scope, created_at, expires_at)
     SELECT $6, session_id, id, $7, $1, expires_at FROM claimed
     RETURNING id
-), audited AS (
-    INSERT INTO audit_events (at, type, user_id, session_id, client_id, ip, user_agent)
-    SELECT $1, 'refresh', user_id, session_id, $4, $8, $9 FROM claimed
-    RETURNING id
 )
 SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM touched)
-       + (SELECT count(*) FROM child) + (SELECT count(*) FROM audited)
+       + (SELECT count(*) FROM child)
 """
 
     def __init__(self, driver: Any) -> None:
@@ -173,10 +170,8 @@ SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM touched)
         sealed_answer: bytes,
         kid: str,
         now: dt.datetime,
-        ip: str | None,
-        user_agent: str | None,
     ) -> bool:
-        """True when the rotation happened (all four parts of it)."""
+        """True when the rotation happened (all three parts of it)."""
         changed = await self._driver.fetchval(
             self._ROTATE,
             now,
@@ -186,10 +181,8 @@ SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM touched)
             kid,
             hash_refresh_token(child_token),
             scope,
-            ip,
-            (user_agent or "")[:512] or None,
         )
-        return bool(changed == 4)
+        return bool(changed == 3)
 
 
 class DatabaseUnavailable(ConnectionError):

@@ -41,7 +41,7 @@ from auth_server.sessions.repository import (
 )
 from auth_server.settings import AuthSettings, token_horizon
 from shared.denylist import issued_before
-from shared.service.db import utcnow
+from shared.service.db import after_commit, utcnow
 
 USER_AGENT_MAX = 512
 GRACE_ANSWER_WAIT = 1.0  # seconds a replay waits for a concurrent winner's stored answer
@@ -122,11 +122,14 @@ class SessionService:
         tokens: RefreshTokenRepository | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         one_statement_pool: Any | None = None,
+        routine: audit.RoutineCounts | None = None,
     ) -> None:
         """`one_statement_pool`: on PostgreSQL, the asyncpg pool (`open_rotation_pool`) whose
         connections rotate an unused refresh token in one statement outside any transaction
-        (SQLite takes the transactional path)."""
+        (SQLite takes the transactional path). `routine`: where routine rotations are counted
+        for the audit trail (audit.RoutineCounts), instead of a row each."""
         self._settings = settings
+        self._routine = routine
         self._pool = one_statement_pool
         self._grace = grace
         self._revocations = revocations
@@ -243,10 +246,11 @@ class SessionService:
                 sealed_answer=self._seal(answer, record.token_hash, r.ip, r.user_agent),
                 kid=kid,
                 now=now,
-                ip=r.ip,
-                user_agent=r.user_agent,
             )
-        return answer if done else None
+        if not done:
+            return None
+        self._count_rotation(db, record.session.client_id)
+        return answer
 
     async def _rotate_in_transaction(self, db: AsyncSession, r: _RotationRequest) -> dict[str, Any]:
         now = self._clock()
@@ -281,20 +285,24 @@ class SessionService:
                     .values(last_used_at=now)
                     .execution_options(synchronize_session=False)
                 )
-                audit.record(
-                    db,
-                    audit.REFRESH,
-                    user_id=session.user_id,
-                    session_id=session.id,
-                    client_id=session.client_id,
-                    ip=r.ip,
-                    user_agent=r.user_agent,
-                )
+                self._count_rotation(db, session.client_id)
                 return answer
             # Lost the race: the winner has committed by now (our UPDATE waited for its lock),
             # and a fresh read sees its answer.
             record = self._check(await self._tokens.find(db, r.token), r.client_id, None, now)
         return (await self._replay(db, record, Client(r.ip, r.user_agent))).answer
+
+    def _count_rotation(self, db: AsyncSession, client_id: str) -> None:
+        """A routine rotation is counted for the audit trail, not written as a row of its own
+        (audit.py), once the unit of work that made it commits (no count for a rollback)."""
+        routine = self._routine
+        if routine is None:
+            return
+
+        async def count() -> None:
+            routine.add(audit.REFRESH, client_id)
+
+        after_commit(db, count)
 
     async def _replay(
         self, db: AsyncSession, record: RefreshTokenRecord, client: Client
