@@ -82,8 +82,9 @@ class AuthSettings(ServiceSettings):
     login_failure_limit: int = Field(
         5,
         gt=0,
-        description="failed logins per account (username and email together) and client address "
-        "per window, then 429 with `Retry-After`; counted before the password is checked",
+        description="failed logins per login name (the username or the email, as typed, in "
+        "canonical form) and client address per window, then 429 with `Retry-After`; counted "
+        "before the password is checked",
     )
     login_ip_limit: int = Field(
         50,
@@ -121,14 +122,14 @@ class AuthSettings(ServiceSettings):
     session_rate_limit: int = Field(
         60,
         gt=0,
-        description="refresh and revoke requests per session per minute, then 429 with "
-        "`Retry-After`",
+        description="refreshes and revocations by refresh token per session per minute, then "
+        "429 with `Retry-After` (revoking an access token never counts against its session)",
     )
     client_rate_limit: int = Field(
         1200,
         gt=0,
-        description="refresh and revoke requests per client and client address per minute, "
-        "then 429",
+        description="refresh and revoke requests per client and client address (IPv6: per /64) "
+        "per minute, then 429; revoking a token already revoked or expired counts nothing",
     )
     # Second factors and passkeys (contract §8.5; docs/security/factors.md).
     webauthn_rp_id: str | None = Field(
@@ -223,7 +224,10 @@ class AuthSettings(ServiceSettings):
         json_schema_extra={"docs_default": "`open` in development, `client` in production"},
     )
     audit_retention_days: int = Field(
-        90, gt=0, description="audit events older than this are swept"
+        90,
+        gt=0,
+        description="audit events older than this are swept (routine refreshes are one counted "
+        "row per client and server process a minute: docs/guides/operate.md)",
     )
     # log_level, access_log, opentelemetry, graceful_shutdown_timeout: ServiceSettings.
     key_cache_refresh_interval: float = Field(

@@ -16,7 +16,7 @@ The first limit counts the name, not the account: counted per account, five wron
 telling that the two are one account, which sign-up never tells. The account's own limit still
 counts its names together (it bounds guessing at the account, whichever name is typed); that it
 can still tell, once someone has failed 20 times at one name from several addresses, is the
-trade the README's security model states.
+trade docs/security/index.md states ("What the throttle tells").
 IPv6 addresses are counted per /64 (one host holds a whole /64), IPv4 per address.
 
 Sign-ups are limited per address and hour (AUTH_REGISTRATION_IP_LIMIT). The counts live in

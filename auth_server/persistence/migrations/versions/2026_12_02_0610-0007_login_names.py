@@ -14,7 +14,7 @@ is given to one account in `login_names` (an email before a username, since an e
 mailbox its owner receives and a username that looks like one does not; among equals, the
 oldest account), and the migration logs a warning naming how many names were shared and the
 ids of the accounts involved. An account that lost a name still logs in with its other one; an
-operator settles the rest (README, security model).
+operator settles the rest (docs/security/index.md, "One login string, one account").
 """
 
 import logging
