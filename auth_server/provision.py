@@ -20,7 +20,7 @@ async def seed(settings: AuthSettings, *, signing_keys: bool = False) -> None:
     try:
         session_maker = create_session_maker(engine)
         async with transaction(session_maker) as db:
-            await ensure_seeded_clients(db)
+            await ensure_seeded_clients(db, settings.cors_origins)
         if signing_keys:
             await KeyStore(session_maker, settings).ensure_keys()
     finally:

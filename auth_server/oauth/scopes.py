@@ -7,11 +7,14 @@ import re
 from auth_server.oauth.errors import InvalidScope
 
 USER_SCOPES = frozenset({"notes:read", "notes:write"})
+# The auth server's own scopes for a person (contract §8.2; OIDC Core §5.4, §11).
+OPENID = "openid"
+IDENTITY_SCOPES = frozenset({OPENID, "profile", "email", "offline_access", "account"})
 ADMIN_SCOPE = "admin"
 # Held by resource servers' confidential clients, to read the revocation feed where it is not
 # open (AUTH_REVOCATION_FEED_AUTH=client, the production default).
 FEED_SCOPE = "revocations:read"
-ALL_SCOPES = USER_SCOPES | {ADMIN_SCOPE, FEED_SCOPE}
+ALL_SCOPES = USER_SCOPES | IDENTITY_SCOPES | {ADMIN_SCOPE, FEED_SCOPE}
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 
@@ -42,4 +45,5 @@ def grant_scope(requested: frozenset[str] | None, allowed: frozenset[str]) -> st
 
 
 def user_scopes(is_admin: bool) -> frozenset[str]:
-    return USER_SCOPES | {ADMIN_SCOPE} if is_admin else USER_SCOPES
+    mine = USER_SCOPES | IDENTITY_SCOPES
+    return mine | {ADMIN_SCOPE} if is_admin else mine

@@ -72,6 +72,13 @@ class Client(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The refresh token travels only in an HttpOnly cookie (the web page's own client).
     refresh_in_cookie: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Space-separated absolute URIs, compared by exact string (RFC 9700 §2.1, RFC 6749 §3.1.2).
+    redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
+    post_logout_redirect_uris: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Ours: signs in without a consent page, and may use the account routes (contract §8.2).
+    first_party: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # RFC 8252: a native app, whose loopback redirect's port may vary (§7.3).
+    native: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SigningKey(Base):
@@ -109,13 +116,28 @@ class SigningKey(Base):
 
 
 class LoginSession(Base):
-    """A login session: the `sid` claim. Created by each password login."""
+    """A session: the `sid` claim. Two kinds (contract §8.3):
+    - `client`: a client's sign-in (a password grant, or a code exchanged), with its refresh
+      chain; when it came from a browser session, `parent_id` names it;
+    - `browser`: the person's sign-in at the hosted pages, found by its cookie (`secret_hash`,
+      the SHA-256 of the cookie's random value: the `sid` itself appears in tokens, so it can't
+      be the cookie). Ending it ends its children.
+    """
 
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="client", server_default="client")
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    # How and when the person authenticated (OIDC Core §2): carried into codes and tokens.
+    auth_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)  # space-separated
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     scope: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -311,3 +333,62 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
     window_end: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds
+
+
+class LoginFlow(Base):
+    """A sign-in in progress at the hosted pages (Kratos' "flow"): the authorization request it
+    serves (or none: a sign-in at the auth server itself), and the steps passed so far. The id
+    travels in the page's URL; the flow is bound to the browser that started it (the hash of its
+    CSRF cookie), so a link to someone else's flow leads nowhere."""
+
+    __tablename__ = "login_flows"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    binding_hash: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Set once a first factor passed while another step is still due (a second factor, later).
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AuthorizationCode(Base):
+    """RFC 6749 §4.1.2: single use, at most 60 s, bound to its client, redirect URI, PKCE
+    challenge and resource. Only the SHA-256 of the code is stored."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(36))
+    browser_session_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    nonce: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auth_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    amr: Mapped[str] = mapped_column(String(64))
+    acr: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The session its exchange started: a replay ends it (RFC 6749 §4.1.2).
+    session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Consent(Base):
+    """What a person allowed a (third-party) client, remembered per user, client and scopes."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
