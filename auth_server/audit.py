@@ -57,6 +57,9 @@ PASSWORD_CHANGED = "password_changed"
 CLIENT_CREDENTIALS = "client_credentials"
 USER_REGISTERED = "user_registered"
 KEY_RETIRED = "key_retired"
+CODE_REUSE = "authorization_code_reuse"
+CONSENT_GRANTED = "consent_granted"
+BROWSER_LOGIN = "browser_login"
 
 # Seconds between two writes of a process's routine counts: at most one row per client and
 # process in this time (at 2 processes and one client, 2,880 rows a day whatever the rate).

@@ -220,7 +220,22 @@ def create_client_command(
     client_id: str = typer.Argument(...),
     confidential: bool = typer.Option(False, "--confidential"),
     grant: list[str] = typer.Option(
-        [], "--grant", help="password, refresh_token, client_credentials"
+        [], "--grant", help="authorization_code, refresh_token, client_credentials, password"
+    ),
+    redirect_uri: list[str] = typer.Option(
+        [], "--redirect-uri", help="where codes go (exact match); repeatable"
+    ),
+    post_logout_redirect_uri: list[str] = typer.Option(
+        [], "--post-logout-redirect-uri", help="where sign-out may return; repeatable"
+    ),
+    first_party: bool = typer.Option(
+        False, "--first-party", help="ours: no consent page, may use the password grant"
+    ),
+    native: bool = typer.Option(
+        False, "--native", help="a native app (RFC 8252): a loopback redirect's port may vary"
+    ),
+    resource: list[str] = typer.Option(
+        [], "--resource", help="resources it may ask for (issue 20 gives them meaning)"
     ),
     scope: list[str] = typer.Option([], "--scope"),
 ) -> None:
@@ -228,6 +243,8 @@ def create_client_command(
     # Each option may be repeated, or carry several values separated by spaces or commas.
     grants = [g for value in grant for g in value.replace(",", " ").split()]
     scopes = [s for value in scope for s in value.replace(",", " ").split()]
+    if resource:
+        raise fail("--resource is not supported yet: every client uses AUTH_AUDIENCE")
     settings = _settings()
     try:
         client, secret = _in_transaction(
@@ -238,12 +255,24 @@ def create_client_command(
                 confidential=confidential,
                 grant_types=grants,
                 scopes=scopes,
+                redirect_uris=redirect_uri,
+                post_logout_redirect_uris=post_logout_redirect_uri,
+                first_party=first_party,
+                native=native,
             ),
         )
     except (ClientExists, InvalidClientSpec) as exc:
         raise fail(str(exc)) from None
-    typer.echo(f"created {'confidential' if confidential else 'public'} client {client.id}")
+    kind = "confidential" if confidential else "public"
+    typer.echo(
+        f"created {kind}{' first-party' if first_party else ''}"
+        f"{' native' if native else ''} client {client.id}"
+    )
     typer.echo(f"grants: {client.grant_types}; scopes: {client.scopes}")
+    if client.redirect_uris:
+        typer.echo(f"redirect URIs: {client.redirect_uris}")
+    if client.post_logout_redirect_uris:
+        typer.echo(f"post-logout redirect URIs: {client.post_logout_redirect_uris}")
     if secret is not None:
         typer.echo("client secret (shown once, store it now):")
         typer.echo(secret)

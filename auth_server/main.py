@@ -22,6 +22,7 @@ from auth_server.api import (
     revocation,
     sessions,
     token,
+    userinfo,
     users,
 )
 from auth_server.api.oauth_errors import install_oauth_handlers
@@ -29,6 +30,8 @@ from auth_server.keys.rotation import run_rotation_schedule
 from auth_server.persistence.sweeper import run_sweeper
 from auth_server.settings import AuthSettings
 from auth_server.state import AuthMetrics, AuthState
+from auth_server.web import authorize, consent, login, logout
+from auth_server.web.pages import install_pages
 from shared.fastapi import install_bearer_handlers, set_token_url
 from shared.service.docs import install_docs
 from shared.service.edge import EdgeMiddleware, content_security_policy
@@ -89,8 +92,11 @@ def create_app(
         telemetry=fastapi_telemetry(settings.opentelemetry),
         docs_url=None,  # served by install_docs: local assets, no inline script
         redoc_url=None,
-        description="OAuth2 password, refresh-token and client-credentials grants; RS256 JWT "
-        "access tokens (RFC 9068); sessions, revocation and introspection.",
+        description="An OAuth 2.1 / OpenID Connect provider: authorization code with PKCE at "
+        "/authorize and the hosted sign-in (HTML pages, outside this document: /authorize, "
+        "/login, /signup, /consent, /logout answer with pages and redirects), the refresh-token, "
+        "client-credentials and first-party password grants; RS256 JWT access tokens "
+        "(RFC 9068) and id_tokens; userinfo; sessions, revocation and introspection.",
     )
     app.add_middleware(
         CORSMiddleware,
@@ -113,9 +119,15 @@ def create_app(
     install_bearer_handlers(app, transparent_refresh=False)
     add_routes(
         app,
-        *(m.router for m in (metadata, jwks, token, revocation, users, account, sessions, admin)),
+        *(
+            m.router
+            for m in (metadata, jwks, token, revocation, userinfo, users, account, sessions, admin)
+        ),
         health.router,
+        # The hosted pages and the browser endpoints (HTML and redirects, outside the schema).
+        *(m.router for m in (authorize, login, consent, logout)),
     )
+    install_pages(app, settings.issuer_base, settings.key_encryption_secret())
     metrics.install_route(app)
     # Swagger UI's Authorize button logs in as the public `web` client (password grant).
     install_docs(app, client_id="web", scopes="notes:read notes:write")

@@ -28,8 +28,11 @@ from auth_server.factors.throttle import FactorThrottle
 from auth_server.factors.webauthn import RelyingParty
 from auth_server.keys.notifications import KeyChangeChannel, key_change_channel
 from auth_server.keys.store import KeyStore
-from auth_server.oauth.clients import ClientAuthenticator, ClientDirectory
+from auth_server.oauth.clients import ClientAuthenticator, ClientDirectory, sync_page_client
+from auth_server.oauth.codes import AuthorizationCodes
+from auth_server.oauth.flows import LoginFlows
 from auth_server.oauth.grants import (
+    AuthorizationCodeGrant,
     ClientCredentialsGrant,
     Grant,
     PasswordGrant,
@@ -39,6 +42,7 @@ from auth_server.oauth.introspection import TokenIntrospection
 from auth_server.oauth.limits import SessionLimits
 from auth_server.oauth.revocation import TokenRevocation
 from auth_server.oauth.tokens import TokenIssuer
+from auth_server.oidc.id_token import IdTokenIssuer
 from auth_server.ratelimit import (
     AttemptCounter,
     RateLimiter,
@@ -52,6 +56,7 @@ from auth_server.sessions.grace import GraceCipher
 from auth_server.sessions.repository import open_rotation_pool
 from auth_server.sessions.service import SessionService
 from auth_server.settings import AuthSettings
+from auth_server.users.login import PasswordLogin
 from auth_server.users.passwords import PasswordHasher
 from auth_server.users.throttle import LoginThrottle
 from shared.revocation_feed import revocation_channel
@@ -172,6 +177,10 @@ class AuthState:
     factors: FactorService
     factor_login: SecondFactorLogin
     routine: audit.RoutineCounts  # routine refreshes, counted for the audit trail
+    login: PasswordLogin
+    id_tokens: IdTokenIssuer
+    codes: AuthorizationCodes
+    flows: LoginFlows
 
     @classmethod
     async def open(
@@ -189,6 +198,9 @@ class AuthState:
 
         engine = create_engine(settings.database_url)
         session_maker = create_session_maker(engine)
+        async with transaction(session_maker) as db:
+            # Contract §8.1: `web-page`'s redirect URIs follow AUTH_CORS_ORIGINS at serve time.
+            await sync_page_client(db, settings.cors_origins)
         redis = open_redis(settings.redis_url)
         metrics = metrics or AuthMetrics()
         publisher = RevocationPublisher(redis, revocation_channel(settings.redis_prefix))
@@ -236,16 +248,23 @@ class AuthState:
         factors, factor_login = build_factors(
             settings, sessions=sessions, counter=counter, clock=now
         )
+        login = PasswordLogin(
+            passwords=passwords,
+            throttle=throttle,
+            second_factor_due=factor_login.second_factor_due,
+        )
+        id_tokens = IdTokenIssuer(keys, issuer=settings.issuer_base, clock=clock)
+        codes = AuthorizationCodes(clock=now)
         grants: dict[str, Grant] = {
-            "password": PasswordGrant(
-                passwords=passwords,
-                throttle=throttle,
-                sessions=sessions,
-                tokens=issuer,
-                factors=factor_login,
-                clock=now,
+            "authorization_code": AuthorizationCodeGrant(
+                codes=codes, sessions=sessions, tokens=issuer, id_tokens=id_tokens, clock=now
             ),
-            "refresh_token": RefreshTokenGrant(sessions=sessions, tokens=issuer, limits=limits),
+            "password": PasswordGrant(
+                login=login, sessions=sessions, tokens=issuer, factors=factor_login, clock=now
+            ),
+            "refresh_token": RefreshTokenGrant(
+                sessions=sessions, tokens=issuer, limits=limits, id_tokens=id_tokens
+            ),
             "client_credentials": ClientCredentialsGrant(issuer),
         }
         return cls(
@@ -277,6 +296,10 @@ class AuthState:
             factors=factors,
             factor_login=factor_login,
             routine=routine,
+            login=login,
+            id_tokens=id_tokens,
+            codes=codes,
+            flows=LoginFlows(clock=now),
         )
 
     async def aclose(self) -> None:

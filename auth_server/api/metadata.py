@@ -1,4 +1,5 @@
-"""GET /.well-known/oauth-authorization-server (RFC 8414)."""
+"""GET /.well-known/oauth-authorization-server (RFC 8414) and /.well-known/openid-configuration
+(OpenID Connect Discovery 1.0): the same document at both addresses."""
 
 from __future__ import annotations
 
@@ -11,39 +12,14 @@ from auth_server.api.deps import Settings
 from auth_server.api.openapi import Metadata
 from auth_server.oauth.clients import GRANT_TYPES
 from auth_server.oauth.scopes import ALL_SCOPES
+from auth_server.oidc.discovery import provider_metadata
 from shared.service.openapi import header
 
 router = APIRouter(tags=["discovery"])
 
 
 def authorization_server_metadata(issuer: str) -> dict[str, Any]:
-    return {
-        "issuer": issuer,
-        "token_endpoint": f"{issuer}/token",
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "revocation_endpoint": f"{issuer}/revoke",
-        "introspection_endpoint": f"{issuer}/introspect",
-        "revocation_feed_endpoint": f"{issuer}/revocations",
-        "grant_types_supported": sorted(GRANT_TYPES),
-        "response_types_supported": [],  # no authorization endpoint
-        "scopes_supported": sorted(ALL_SCOPES),
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
-        "service_documentation": f"{issuer}/docs",
-    }
+    return provider_metadata(issuer, grant_types=sorted(GRANT_TYPES), scopes=sorted(ALL_SCOPES))
 
 
 @router.get(
@@ -53,6 +29,19 @@ def authorization_server_metadata(issuer: str) -> dict[str, Any]:
     responses={200: {"headers": {"Cache-Control": header("`public, max-age=3600`.")}}},
 )
 async def metadata(settings: Settings) -> JSONResponse:
+    return JSONResponse(
+        authorization_server_metadata(settings.issuer_base),
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="OpenID Provider metadata",
+    response_model=Metadata,
+    responses={200: {"headers": {"Cache-Control": header("`public, max-age=3600`.")}}},
+)
+async def openid_configuration(settings: Settings) -> JSONResponse:
     return JSONResponse(
         authorization_server_metadata(settings.issuer_base),
         headers={"Cache-Control": "public, max-age=3600"},

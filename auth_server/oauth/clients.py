@@ -169,7 +169,7 @@ class ClientDirectory:
         ).one_or_none()
         if row is None:
             return None
-        record = ClientRecord(*row)
+        record = ClientRecord(**row._asdict())
         if len(self._cache) > MAX_CACHED_CLIENTS:
             self._cache.clear()
         self._cache[client_id] = (now + self._ttl, record)

@@ -95,3 +95,9 @@ class SlowDown(OAuthError):
             "too many attempts; try again later",
             headers={"Retry-After": str(max(1, int(retry_after)))},
         )
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 §2: the resource is not one this client may ask for, or there are several."""
+
+    error = "invalid_target"

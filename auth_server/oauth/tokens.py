@@ -93,14 +93,18 @@ def names_a_user(claims: AccessTokenClaims) -> bool:
     return claims.sub != claims.client_id
 
 
-def token_response(access: IssuedAccessToken, refresh_token: str | None = None) -> dict[str, Any]:
-    """RFC 6749 §5.1."""
+def token_response(
+    access: IssuedAccessToken, refresh_token: str | None = None, id_token: str | None = None
+) -> dict[str, Any]:
+    """RFC 6749 §5.1 (and OIDC Core §3.1.3.3's `id_token`)."""
     body: dict[str, Any] = {
         "access_token": access.token,
         "token_type": "Bearer",
         "expires_in": access.expires_in,
         "scope": access.scope,
     }
-    if refresh_token is not None:
+    if refresh_token:
         body["refresh_token"] = refresh_token
+    if id_token is not None:
+        body["id_token"] = id_token
     return body

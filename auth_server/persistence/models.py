@@ -349,6 +349,8 @@ class LoginFlow(Base):
     # Set once a first factor passed while another step is still due (a second factor, later).
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     amr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The password's counts (throttle tickets), forgiven once the second factor passes.
+    attempt: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 

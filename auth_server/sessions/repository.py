@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_server.persistence.models import LoginSession, RefreshToken
+from auth_server.sessions.authentication import Authentication
 from shared.service.problem import database_unavailable
 
 MAX_REFRESH_TOKEN_LENGTH = 512
@@ -43,6 +44,7 @@ class SessionRecord:
     created_at: dt.datetime
     expires_at: dt.datetime
     ended_at: dt.datetime | None
+    authentication: Authentication | None = None
 
     def is_live(self, now: dt.datetime) -> bool:
         return self.ended_at is None and self.expires_at > now
@@ -73,6 +75,9 @@ _COLUMNS = (
     LoginSession.created_at,
     LoginSession.expires_at,
     LoginSession.ended_at,
+    LoginSession.auth_time,
+    LoginSession.amr,
+    LoginSession.acr,
 )
 
 
@@ -94,7 +99,8 @@ class PostgresRotation:
 
     _FIND = """
 SELECT t.id, t.token_hash, t.scope, t.created_at, t.used_at, t.grace_response,
-       s.id, s.user_id, s.client_id, s.scope, s.created_at, s.expires_at, s.ended_at
+       s.id, s.user_id, s.client_id, s.scope, s.created_at, s.expires_at, s.ended_at,
+       s.auth_time, s.amr, s.acr
 FROM refresh_tokens AS t JOIN sessions AS s ON s.id = t.session_id
 WHERE t.token_hash = $1
 """
@@ -276,6 +282,7 @@ def _record(row: tuple[Any, ...]) -> RefreshTokenRecord:
             created_at=_utc(row[10]),
             expires_at=_utc(row[11]),
             ended_at=_utc(row[12]),
+            authentication=Authentication.stored(_utc(row[13]), row[14], row[15]),
         ),
     )
 

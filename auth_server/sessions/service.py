@@ -31,12 +31,14 @@ from auth_server.revocations import (
     kid_revoked,
     user_not_before,
 )
+from auth_server.sessions.authentication import Authentication
 from auth_server.sessions.grace import GraceCipher
 from auth_server.sessions.repository import (
     PostgresRotation,
     RefreshTokenRecord,
     RefreshTokenRepository,
     SessionRecord,
+    hash_refresh_token,
     new_refresh_token,
 )
 from auth_server.settings import AuthSettings, token_horizon
@@ -63,6 +65,27 @@ class ScopeWidened(Exception):
 class StartedSession:
     session_id: str
     refresh_token: str
+
+
+BROWSER = "browser"
+CLIENT = "client"
+MAX_BROWSER_SECRET_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """The person's sign-in at the hosted pages (contract §8.3)."""
+
+    id: str
+    user_id: str
+    authentication: Authentication
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartedBrowserSession:
+    session: BrowserSession
+    secret: str  # the cookie's value; only its SHA-256 is stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +159,9 @@ class SessionService:
         self._tokens = tokens or RefreshTokenRepository()
         self._clock = clock
 
+    def now(self) -> dt.datetime:
+        return self._clock()
+
     # -- starting and rotating -------------------------------------------------------------
 
     async def start(
@@ -147,8 +173,13 @@ class SessionService:
         scope: str,
         ip: str | None,
         user_agent: str | None,
+        authentication: Authentication | None = None,
+        parent_id: str | None = None,
+        refresh: bool = True,
     ) -> StartedSession:
-        """A new session with its first refresh token."""
+        """A new client session, with its first refresh token unless `refresh` is False (a
+        client without the refresh grant: the session still names its access tokens' `sid`,
+        so ending it revokes them). `parent_id`: the browser session it was signed in through."""
         now = self._clock()
         sid = secrets.token_urlsafe(16)
         expires = now + dt.timedelta(seconds=self._settings.refresh_token_ttl)
@@ -157,17 +188,112 @@ class SessionService:
                 id=sid,
                 user_id=user_id,
                 client_id=client_id,
+                kind=CLIENT,
+                parent_id=parent_id,
                 scope=scope,
                 created_at=now,
                 last_used_at=now,
                 expires_at=expires,
+                auth_time=authentication.auth_time if authentication else None,
+                amr=authentication.amr_text if authentication else None,
+                acr=authentication.acr if authentication else None,
                 ip=ip,
                 user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
             )
         )
         await db.flush()
-        token = await self._tokens.add(db, session_id=sid, scope=scope, now=now, expires_at=expires)
+        token = ""
+        if refresh:
+            token = await self._tokens.add(
+                db, session_id=sid, scope=scope, now=now, expires_at=expires
+            )
         return StartedSession(session_id=sid, refresh_token=token)
+
+    # -- browser sessions ------------------------------------------------------------------
+
+    async def start_browser(
+        self,
+        db: AsyncSession,
+        *,
+        user_id: str,
+        authentication: Authentication,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> StartedBrowserSession:
+        """A new browser session; its cookie's value is returned once and stored hashed."""
+        now = self._clock()
+        sid = secrets.token_urlsafe(16)
+        secret = secrets.token_urlsafe(32)  # 256 bits
+        expires = now + dt.timedelta(seconds=self._settings.refresh_token_ttl)
+        db.add(
+            LoginSession(
+                id=sid,
+                user_id=user_id,
+                client_id=None,
+                kind=BROWSER,
+                secret_hash=hash_refresh_token(secret),
+                scope="",
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires,
+                auth_time=authentication.auth_time,
+                amr=authentication.amr_text,
+                acr=authentication.acr,
+                ip=ip,
+                user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
+            )
+        )
+        await db.flush()
+        return StartedBrowserSession(BrowserSession(sid, user_id, authentication, expires), secret)
+
+    async def find_browser(self, db: AsyncSession, secret: str | None) -> BrowserSession | None:
+        """The live browser session whose cookie this is, or None."""
+        if not secret or len(secret) > MAX_BROWSER_SECRET_LENGTH:
+            return None
+        row = await db.scalar(
+            select(LoginSession).where(
+                LoginSession.secret_hash == hash_refresh_token(secret),
+                LoginSession.kind == BROWSER,
+            )
+        )
+        return self._live_browser(row)
+
+    async def browser_of(self, db: AsyncSession, sid: str) -> BrowserSession | None:
+        """The live browser session `sid` is, or is a child of (an id_token's `sid`)."""
+        row = await db.get(LoginSession, sid)
+        if row is not None and row.kind != BROWSER and row.parent_id is not None:
+            row = await db.get(LoginSession, row.parent_id)
+        return self._live_browser(row)
+
+    def _live_browser(self, row: LoginSession | None) -> BrowserSession | None:
+        if row is None or row.kind != BROWSER or row.ended_at is not None:
+            return None
+        if row.expires_at <= self._clock():
+            return None
+        authentication = Authentication.stored(row.auth_time, row.amr, row.acr)
+        if authentication is None:  # pragma: no cover - browser sessions always have one
+            return None
+        return BrowserSession(row.id, row.user_id, authentication, row.expires_at)
+
+    async def end_browser(
+        self,
+        db: AsyncSession,
+        sid: str,
+        *,
+        reason: str,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> int:
+        """End a browser session and every client session signed in through it (contract
+        §8.3); each gets its `sid` revocation event, so resource servers refuse their tokens."""
+        return await self._end(
+            db,
+            (LoginSession.id == sid) | (LoginSession.parent_id == sid),
+            reason=reason,
+            audit_type=audit.LOGOUT,
+            ip=ip,
+            user_agent=user_agent,
+        )
 
     async def rotate(
         self,

@@ -79,12 +79,18 @@ class EdgeMiddleware:
                 headers = [*message.get("headers", ()), *ALWAYS]
                 if tls:
                     headers.append(HSTS)
+                html = own_policy = False
                 for name, value in headers:
                     # Starlette writes names in lower case; another ASGI app might not.
-                    if name == b"content-type" or name.lower() == b"content-type":
-                        if value.startswith(b"text/html"):
-                            headers.append(self._csp)
-                        break
+                    lowered = name.lower()
+                    if lowered == b"content-type":
+                        html = value.startswith(b"text/html")
+                    elif lowered == b"content-security-policy":
+                        # A page with a policy of its own (the auth server's hosted pages, whose
+                        # `form-action` names the app they send the person back to) keeps it.
+                        own_policy = True
+                if html and not own_policy:
+                    headers.append(self._csp)
                 if self._extra is not None:
                     headers += self._extra(scope)
                 message = {**message, "headers": headers}

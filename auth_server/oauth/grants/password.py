@@ -1,6 +1,10 @@
-"""The resource owner password credentials grant (RFC 6749 §4.3).
+"""The resource owner password credentials grant (RFC 6749 §4.3), for first-party clients only.
 
-A wrong password and an unknown user give the same error, after the same Argon2 work.
+RFC 9700 §2.4 says this grant "MUST NOT be used", and OAuth 2.1 drops it: the client sees the
+password. It stays for the clients that are ours (`web`, the CLI and curl examples of the
+README), and the password check is the hosted sign-in's own (auth_server.users.login): the same
+throttle, the same timing for an unknown user and a wrong password, Argon2 outside any
+transaction.
 
 An account with a second factor answers `mfa_required` (contract §8.3) unless the form carries
 `otp`, a TOTP or recovery code. That answer proves the password was right, so the attempt stays
@@ -26,22 +30,22 @@ from auth_server.oauth.errors import (
     MfaRequired,
     SlowDown,
     TemporarilyUnavailable,
+    UnauthorizedClient,
 )
 from auth_server.oauth.grants.base import TokenRequest
 from auth_server.oauth.scopes import grant_scope, parse_scope, user_scopes
 from auth_server.oauth.tokens import TokenIssuer, token_response
-from auth_server.sessions.authentication import (
-    OTP,
-    PWD,
-    Authentication,
-    authentication_for,
-)
+from auth_server.sessions.authentication import OTP, PWD, Authentication, authentication_for
 from auth_server.sessions.service import SessionService
-from auth_server.users.normalize import canonical_username
-from auth_server.users.passwords import HashingBusy, PasswordHasher
-from auth_server.users.service import find_for_login
-from auth_server.users.throttle import LoginAttempt, LoginThrottle, Throttled, account_key
-from shared.service.db import checkpoint, utcnow
+from auth_server.users.login import (
+    Attempt,
+    BadCredentials,
+    LoginThrottled,
+    PasswordChecked,
+    PasswordLogin,
+)
+from auth_server.users.passwords import HashingBusy
+from shared.service.db import utcnow
 
 BAD_CREDENTIALS = "the username or password is wrong"
 WRONG_CODE = "the one-time code is wrong or was used already"
@@ -51,89 +55,46 @@ class PasswordGrant:
     def __init__(
         self,
         *,
-        passwords: PasswordHasher,
-        throttle: LoginThrottle,
+        login: PasswordLogin,
         sessions: SessionService,
         tokens: TokenIssuer,
         factors: SecondFactorLogin | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self._passwords = passwords
-        self._throttle = throttle
+        self._login = login
         self._sessions = sessions
         self._tokens = tokens
         self._factors = factors
         self._clock = clock  # the sign-in's `auth_time`
 
     async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]:
+        if not req.client.first_party:
+            # Contract §8.1: a third party never sees a person's password (RFC 9700 §2.4).
+            raise UnauthorizedClient("the password grant is for first-party clients only")
         login, password = req.params.get("username"), req.params.get("password")
         if not login or password is None:
             raise InvalidRequest("username and password are required")
         requested = parse_scope(req.params.get("scope"))
+        attempt = Attempt(req.ip, req.user_agent, client_id=req.client.id)
         try:
-            # Refused before any database work when hashing is saturated: during a login storm
-            # the refusals are most of the requests, and each must cost the event loop little.
-            self._passwords.check_capacity()
+            checked = await self._login.verify(db, login, password, attempt)
         except HashingBusy as busy:
             raise TemporarilyUnavailable(busy.retry_after) from None
-        user = await find_for_login(db, login)
-        account = account_key(user.id if user else None, canonical_username(login))
-        mfa_due = False
-        try:
-            # Counted before the password is checked: parallel guesses can't outrun the limit.
-            async with self._throttle.attempt(account, login, req.ip, db=db) as attempt:
-                # The attempt is counted and committed; Argon2 runs outside any transaction, so
-                # a login holds no database connection (nor SQLite's write lock) while it hashes.
-                await checkpoint(db)
-                try:
-                    ok, new_hash = await self._passwords.verify(
-                        password, user.password_hash if user else None
-                    )
-                except HashingBusy as busy:
-                    await self._throttle.refund(attempt, db=db)  # nothing was tried
-                    raise TemporarilyUnavailable(busy.retry_after) from None
-                if user is not None and ok:
-                    # Asked only once the password is known right: an unknown user and a wrong
-                    # password still cost the same (no extra query for an existing account).
-                    mfa_due = self._factors is not None and await self._factors.second_factor_due(
-                        db, user.id
-                    )
-                    if not mfa_due:
-                        await self._throttle.succeeded(attempt, db=db)
-        except Throttled as throttled:
-            if throttled.report:  # in aggregate: the 1st, 2nd, 4th... refusal of a window
-                audit.record(
-                    db,
-                    audit.LOGIN_THROTTLED,
-                    user_id=user.id if user else None,
-                    client_id=req.client.id,
-                    ip=req.ip,
-                    user_agent=req.user_agent,
-                    detail={"refused_in_window": throttled.refused_so_far},
-                )
+        except LoginThrottled as throttled:
             raise SlowDown(throttled.retry_after) from None
-        if user is None or not ok:
-            audit.record(
-                db,
-                audit.LOGIN_FAILED,
-                user_id=user.id if user else None,
-                client_id=req.client.id,
-                ip=req.ip,
-                user_agent=req.user_agent,
-            )
-            raise InvalidGrant(BAD_CREDENTIALS)
-        if new_hash is not None:  # the hashing parameters changed: upgrade the stored hash
-            user.password_hash = new_hash
+        except BadCredentials:
+            raise InvalidGrant(BAD_CREDENTIALS) from None
+        user = checked.user
         authentication = (
-            await self._second_factor(db, req, user.id, attempt)
-            if mfa_due
+            await self._second_factor(db, req, checked)
+            if checked.second_factor_due
             else authentication_for(self._clock(), (PWD,))
         )
 
         allowed = frozenset(req.client.scopes.split()) & user_scopes(user.is_admin)
         scope = grant_scope(requested, allowed)
         refresh_token = sid = None
-        if "refresh_token" in req.client.grant_types.split():
+        if req.client.allows("refresh_token"):
             started = await self._sessions.start(
                 db,
                 user_id=user.id,
@@ -141,6 +102,7 @@ class PasswordGrant:
                 scope=scope,
                 ip=req.ip,
                 user_agent=req.user_agent,
+                authentication=authentication,
             )
             refresh_token, sid = started.refresh_token, started.session_id
         access = await self._tokens.issue_access_token(
@@ -163,12 +125,13 @@ class PasswordGrant:
         return token_response(access, refresh_token)
 
     async def _second_factor(
-        self, db: AsyncSession, req: TokenRequest, user_id: str, attempt: LoginAttempt
+        self, db: AsyncSession, req: TokenRequest, checked: PasswordChecked
     ) -> Authentication:
         """The password was right and a second factor is due: `otp` must pass. Until it does,
         the password's attempt stays counted; once it does, the login is forgiven as a right
         password alone would be. A wrong code counts only in the factor throttle."""
         assert self._factors is not None
+        user_id = checked.user.id
         actor = Actor(req.ip, req.user_agent, client_id=req.client.id)
         code = req.params.get("otp")
         if not code:
@@ -191,5 +154,5 @@ class PasswordGrant:
             ) from None
         except FactorThrottled as throttled:
             raise SlowDown(throttled.retry_after) from None
-        await self._throttle.succeeded(attempt, db=db)  # in the window it was counted in
+        await self._login.factor_passed(db, checked.attempt)  # in its windows
         return authentication_for(self._clock(), (PWD, OTP))

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_server.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
 from auth_server.oauth.grants.base import TokenRequest
 from auth_server.oauth.limits import SessionLimits
-from auth_server.oauth.scopes import parse_scope
+from auth_server.oauth.scopes import OPENID, parse_scope
 from auth_server.oauth.tokens import TokenIssuer, token_response
+from auth_server.oidc.id_token import IdTokenIssuer
 from auth_server.sessions.repository import SessionRecord
 from auth_server.sessions.service import (
     RefreshFailed,
@@ -26,11 +27,17 @@ class RefreshTokenGrant:
     and a refresh token of any other session is refused without being spent."""
 
     def __init__(
-        self, *, sessions: SessionService, tokens: TokenIssuer, limits: SessionLimits
+        self,
+        *,
+        sessions: SessionService,
+        tokens: TokenIssuer,
+        limits: SessionLimits,
+        id_tokens: IdTokenIssuer | None = None,
     ) -> None:
         self._sessions = sessions
         self._tokens = tokens
         self._limits = limits
+        self._id_tokens = id_tokens
 
     async def __call__(self, db: AsyncSession, req: TokenRequest) -> dict[str, Any]:
         token = req.params.get("refresh_token")
@@ -66,8 +73,20 @@ class RefreshTokenGrant:
                 client_id=session.client_id,
                 scope=plan.scope,
                 sid=session.id,
+                authentication=session.authentication,
             )
-            return token_response(access, plan.refresh_token), access.kid
+            id_token = None
+            if self._id_tokens is not None and OPENID in plan.scope.split():
+                # OIDC Core §12.2: no nonce; the sign-in's auth_time, amr and acr are kept.
+                id_token = await self._id_tokens.issue(
+                    tx,
+                    sub=session.user_id,
+                    client_id=session.client_id,
+                    sid=session.id,
+                    authentication=session.authentication,
+                    access_token=access.token,
+                )
+            return token_response(access, plan.refresh_token, id_token), access.kid
 
         try:
             answer = await self._sessions.rotate(

@@ -1,9 +1,9 @@
 """the identity provider: clients with redirect URIs, browser and child sessions, authorization
 codes, login flows and consents
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-02 05:00:00
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02 07:00:00
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("request", sa.JSON(), nullable=True),
         sa.Column("user_id", sa.String(length=36), nullable=True),
         sa.Column("amr", sa.String(length=64), nullable=True),
+        sa.Column("attempt", sa.JSON(), nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_flows")),
