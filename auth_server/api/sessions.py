@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
@@ -27,7 +28,11 @@ SESSION_ID_MAX = 64
 
 class SessionOut(BaseModel):
     id: str
-    client_id: str
+    # Contract §8.3: `browser` (the sign-in at the hosted pages, no client) or `client` (a
+    # client's sign-in, with `parent_id` naming the browser session it came through, if any).
+    kind: Literal["browser", "client"]
+    client_id: str | None
+    parent_id: str | None
     scope: str
     created_at: dt.datetime
     last_used_at: dt.datetime
