@@ -59,7 +59,14 @@ def test_migrate_recreates_a_missing_web_client(cli_env: dict[str, str]) -> None
         ).fetchall()
     assert rows == [
         ("web", "password refresh_token", "notes:read notes:write admin", None, 0),
-        ("web-page", "password refresh_token", "notes:read notes:write", None, 1),
+        # Contract §8.1: the page's client is code + PKCE only, and signs in with OpenID Connect.
+        (
+            "web-page",
+            "authorization_code refresh_token",
+            "openid profile email notes:read notes:write",
+            None,
+            1,
+        ),
     ]
 
 

@@ -22,10 +22,18 @@ async def test_metadata_lists_only_endpoints_that_exist(
     assert response.status_code == 200
     meta = response.json()
     assert meta["issuer"] == auth_settings.issuer
-    assert set(meta["grant_types_supported"]) == {"password", "refresh_token", "client_credentials"}
+    assert set(meta["grant_types_supported"]) == {
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "client_credentials",
+    }
     assert {"notes:read", "notes:write"} <= set(meta["scopes_supported"])
     assert "client_secret_basic" in meta["token_endpoint_auth_methods_supported"]
     probes = {
+        "authorization_endpoint": "GET",
+        "userinfo_endpoint": "GET",
+        "end_session_endpoint": "GET",
         "token_endpoint": "POST",
         "revocation_endpoint": "POST",
         "introspection_endpoint": "POST",

@@ -1,23 +1,67 @@
-"""The web page's own client (`web-page`, contract §7): its refresh token lives only in an
-HttpOnly, SameSite=Strict cookie scoped to the token and revoke paths, never in a JSON body;
-cookie-bearing requests must come from the page's origin."""
+"""The web page's own client (`web-page`, contract §7 and §8.1): code + PKCE only; its refresh
+token lives only in an HttpOnly, SameSite=Strict cookie scoped to the token and revoke paths,
+never in a JSON body; cookie-bearing requests must come from the page's origin."""
 
 from __future__ import annotations
 
 import httpx
 
 from tests.integration.auth.conftest import PASSWORD, register
+from tests.integration.oidc.conftest import Person, pkce, query
 
 PAGE = {"Origin": "http://127.0.0.1:8001"}
+CALLBACK = "http://127.0.0.1:8001/callback"
 
 
-def page_login(username: str, **form: str) -> dict[str, str]:
+async def page_code(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """The page's sign-in: the hosted sign-in, then a code for `web-page`; the form that
+    exchanges it."""
+    await Person(client, username).sign_in()
+    verifier, challenge = pkce()
+    response = await client.get(
+        "/authorize",
+        params={
+            "response_type": "code",
+            "client_id": "web-page",
+            "redirect_uri": CALLBACK,
+            "scope": "openid notes:read notes:write",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
+    assert response.status_code == 302, response.text
     return {
-        "grant_type": "password",
-        "username": username,
-        "password": PASSWORD,
+        "grant_type": "authorization_code",
+        "code": query(response.headers["location"])["code"],
+        "redirect_uri": CALLBACK,
+        "code_verifier": verifier,
         "client_id": "web-page",
-    } | form
+    }
+
+
+async def page_login(
+    client: httpx.AsyncClient, username: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await client.post("/token", data=await page_code(client, username), headers=headers)
+
+
+async def test_the_page_client_may_not_use_the_password_grant(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    """Contract §8.1: the page never sees a password."""
+    user = await register(auth_client)
+    response = await auth_client.post(
+        "/token",
+        data={
+            "grant_type": "password",
+            "username": user["username"],
+            "password": PASSWORD,
+            "client_id": "web-page",
+        },
+        headers=PAGE,
+    )
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
 
 
 REFRESH = {"grant_type": "refresh_token", "client_id": "web-page"}
@@ -27,7 +71,7 @@ async def test_a_page_login_sets_the_refresh_cookie_and_keeps_it_out_of_the_body
     auth_client: httpx.AsyncClient,
 ) -> None:
     user = await register(auth_client)
-    response = await auth_client.post("/token", data=page_login(user["username"]), headers=PAGE)
+    response = await page_login(auth_client, user["username"], PAGE)
     assert response.status_code == 200, response.text
     body = response.json()
     assert "refresh_token" not in body and body["access_token"].count(".") == 2
@@ -47,7 +91,7 @@ async def test_the_page_refreshes_with_its_cookie_and_the_cookie_rotates(
     auth_client: httpx.AsyncClient,
 ) -> None:
     user = await register(auth_client)
-    await auth_client.post("/token", data=page_login(user["username"]), headers=PAGE)
+    await page_login(auth_client, user["username"], PAGE)
     first = auth_client.cookies.get("notes_auth_refresh", path="/token")
     refreshed = await auth_client.post("/token", data=REFRESH, headers=PAGE)
     assert refreshed.status_code == 200, refreshed.text
@@ -64,7 +108,7 @@ async def test_a_refresh_token_in_the_form_is_refused_for_the_page_client(
     auth_client: httpx.AsyncClient,
 ) -> None:
     user = await register(auth_client)
-    await auth_client.post("/token", data=page_login(user["username"]), headers=PAGE)
+    await page_login(auth_client, user["username"], PAGE)
     token = auth_client.cookies.get("notes_auth_refresh", path="/token") or ""
     response = await auth_client.post(
         "/token", data=REFRESH | {"refresh_token": token}, headers=PAGE
@@ -83,10 +127,12 @@ async def test_cookie_requests_from_another_origin_are_refused(
     auth_client: httpx.AsyncClient,
 ) -> None:
     user = await register(auth_client)
+    exchange = await page_code(auth_client, user["username"])
     for headers in ({}, {"Origin": "https://evil.example"}):
-        login = await auth_client.post("/token", data=page_login(user["username"]), headers=headers)
+        login = await auth_client.post("/token", data=exchange, headers=headers)
         assert login.status_code == 400 and login.json()["error"] == "invalid_request"
-    await auth_client.post("/token", data=page_login(user["username"]), headers=PAGE)
+    # Refused before the code was looked at: the page itself still exchanges it.
+    assert (await auth_client.post("/token", data=exchange, headers=PAGE)).status_code == 200
     forged = await auth_client.post(
         "/token", data=REFRESH, headers={"Origin": "https://evil.example"}
     )
@@ -103,7 +149,7 @@ async def test_logging_out_revokes_the_session_and_clears_the_cookie(
     auth_client: httpx.AsyncClient,
 ) -> None:
     user = await register(auth_client)
-    login = await auth_client.post("/token", data=page_login(user["username"]), headers=PAGE)
+    login = await page_login(auth_client, user["username"], PAGE)
     token = auth_client.cookies.get("notes_auth_refresh", path="/token")
     revoked = await auth_client.post("/revoke", data={"client_id": "web-page"}, headers=PAGE)
     assert revoked.status_code == 200
@@ -145,7 +191,13 @@ async def test_the_web_client_keeps_its_json_refresh_token(
 ) -> None:
     user = await register(auth_client)
     response = await auth_client.post(
-        "/token", data=page_login(user["username"]) | {"client_id": "web"}
+        "/token",
+        data={
+            "grant_type": "password",
+            "username": user["username"],
+            "password": PASSWORD,
+            "client_id": "web",
+        },
     )
     assert response.status_code == 200 and response.json()["refresh_token"]
     assert "set-cookie" not in response.headers

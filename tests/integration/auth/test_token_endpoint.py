@@ -61,7 +61,9 @@ async def test_wrong_password_and_unknown_user_look_the_same(
     ("data", "error"),
     [
         ({"client_id": "web", "username": "alice", "password": PASSWORD}, "invalid_request"),
-        ({"grant_type": "authorization_code", "client_id": "web"}, "unsupported_grant_type"),
+        # Contract §8.1: `web` keeps the password grant and has no authorization_code.
+        ({"grant_type": "authorization_code", "client_id": "web"}, "unauthorized_client"),
+        ({"grant_type": "implicit", "client_id": "web"}, "unsupported_grant_type"),
         ({"grant_type": "PASSWORD", "client_id": "web"}, "unsupported_grant_type"),
         ({"grant_type": "password", "client_id": "web", "username": "alice"}, "invalid_request"),
         ({"grant_type": "password", "client_id": "web", "password": PASSWORD}, "invalid_request"),

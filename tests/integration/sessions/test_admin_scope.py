@@ -55,18 +55,31 @@ async def test_a_non_admin_asking_for_the_admin_scope_gets_invalid_scope(
 
 
 async def test_the_admin_scope_comes_only_through_clients_allowed_it(
-    auth_client: httpx.AsyncClient, admin_tokens: dict[str, Any]
+    auth_client: httpx.AsyncClient, admin_tokens: dict[str, Any], auth_app: Any
 ) -> None:
+    from auth_server.oauth.clients import create_client
+    from shared.service.db import transaction
+
+    # A first-party client with the password grant but without `admin` (before contract §8.1,
+    # `web-page` was such a client; it now has the code grant only).
+    async with transaction(auth_app.state.auth.session_maker) as db:
+        await create_client(
+            db,
+            client_id="cli-tool",
+            confidential=False,
+            grant_types=["password"],
+            scopes=["notes:read", "notes:write"],
+            first_party=True,
+        )
     response = await auth_client.post(
         "/token",
         data={
             "grant_type": "password",
             "username": "root-admin",
             "password": "correct horse battery staple 42",
-            "client_id": "web-page",
+            "client_id": "cli-tool",
             "scope": "admin",
         },
-        headers={"Origin": "http://127.0.0.1:8001"},
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_scope"
 
