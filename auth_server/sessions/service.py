@@ -538,9 +538,10 @@ class SessionService:
         ip: str | None,
         user_agent: str | None,
     ) -> bool:
+        # A browser session's children end with it (contract §8.3); a client session has none.
         ended = await self._end(
             db,
-            LoginSession.id == session_id,
+            (LoginSession.id == session_id) | (LoginSession.parent_id == session_id),
             reason=reason,
             audit_type=audit_type,
             ip=ip,

@@ -101,9 +101,7 @@ def authorize_params(client_id: str, challenge: str, **extra: str) -> dict[str, 
     } | extra
 
 
-async def get_code(
-    person: Person, client_id: str, challenge: str, **extra: str
-) -> dict[str, str]:
+async def get_code(person: Person, client_id: str, challenge: str, **extra: str) -> dict[str, str]:
     """Through /authorize (signing in when asked) to the redirect back: its query."""
     response = await person.client.get(
         "/authorize", params=authorize_params(client_id, challenge, **extra)

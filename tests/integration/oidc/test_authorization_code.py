@@ -478,7 +478,9 @@ async def test_the_sign_in_redirect_to_the_app_is_a_303_and_its_page_allows_that
     person: Person, first_party: str
 ) -> None:
     _, challenge = pkce()
-    response = await person.client.get("/authorize", params=authorize_params(first_party, challenge))
+    response = await person.client.get(
+        "/authorize", params=authorize_params(first_party, challenge)
+    )
     page = await person.client.get(response.headers["location"])
     policy = page.headers["content-security-policy"]
     # Chromium applies form-action to the redirect after the POST: the app's origin is named.
