@@ -28,7 +28,9 @@ from auth_server.oauth.scopes import OPENID, parse_scope, user_scopes
 # RFC 7636 §4.1: code_verifier = 43*128unreserved; §4.2: an S256 challenge is 43 base64url chars.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
-PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# OIDC Core §3.1.2.1, and `create` of OpenID Connect Initiating User Registration 1.0 (the
+# sign-up page instead of the sign-in page).
+PROMPTS = frozenset({"none", "login", "consent", "select_account", "create"})
 MAX_PARAM = 2048  # characters of any one parameter (state, nonce, login_hint...)
 # Parameters that may appear once at most (RFC 6749 §3.1: "MUST NOT be included more than once").
 SINGLE = (

@@ -34,7 +34,7 @@ def provider_metadata(issuer: str, *, grant_types: list[str], scopes: list[str])
         "id_token_signing_alg_values_supported": ["RS256"],
         "acr_values_supported": list(ACR_VALUES),
         "claims_supported": CLAIMS,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,

@@ -566,6 +566,11 @@ class SessionService:
         condition = LoginSession.user_id == user_id
         if keep is not None:
             condition = condition & (LoginSession.id != keep)
+            # The browser session the kept one was signed in through stays too: this device
+            # stays signed in, at the page and at the auth server.
+            parent = await db.scalar(select(LoginSession.parent_id).where(LoginSession.id == keep))
+            if parent is not None:
+                condition = condition & (LoginSession.id != parent)
         return await self._end(
             db,
             condition,

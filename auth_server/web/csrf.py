@@ -1,5 +1,5 @@
 """CSRF protection of the hosted forms: a signed double-submit token (OWASP's "signed double
-submit cookie"), plus the `Origin` check.
+submit cookie"), plus the `Origin` check where the browser sends a real origin.
 
 Each browser gets a random key in an HttpOnly cookie (`notes_auth_csrf`, SameSite=Lax). A form's
 token is HMAC-SHA256(server secret, key + the form's purpose + its flow): a page of another site
@@ -70,7 +70,9 @@ class CsrfGuard:
     ) -> str:
         """This browser's key when the POST is genuine, else CsrfFailed."""
         origin = request.headers.get("origin")
-        if origin is not None and origin != self._origin:
+        # `null` is what a browser sends under our `Referrer-Policy: no-referrer` (and from
+        # sandboxed frames): it proves nothing either way, and the token decides.
+        if origin is not None and origin != "null" and origin != self._origin:
             raise CsrfFailed("the form was sent from another site")
         key = self.browser_key(request)
         if key is None or not form_token:

@@ -107,6 +107,9 @@ async def proceed(
             or not acr_met(browser, request.acr_values)
         )
     )
+    if "create" in prompt and not step.fresh_login:
+        flow_id = flow_id or await state.flows.start(db, browser_key=browser_key, request=request)
+        return redirect(f"{base_path(state.settings.issuer_base)}/signup?flow={flow_id}", post=post)
     if login_due:
         if "none" in prompt:
             # OIDC Core §3.1.2.6: no page may be shown.

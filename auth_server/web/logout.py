@@ -46,14 +46,21 @@ def _refused(state: AuthState, request: Request, message: str) -> Response:
 
 
 def _done(
-    state: AuthState, request: Request, target: str | None, relay: str | None, *, post: bool
+    state: AuthState,
+    request: Request,
+    target: str | None,
+    relay: str | None,
+    *,
+    post: bool,
+    clear_cookie: bool = True,
 ) -> Response:
     response: Response
     if target is not None:
         response = RedirectResponse(_with_state(target, relay), status_code=303 if post else 302)
     else:
         response = pages_of(request).render(request, "logged_out.html")
-    clear_session_cookie(response, state.settings.issuer_base)
+    if clear_cookie:
+        clear_session_cookie(response, state.settings.issuer_base)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -116,12 +123,17 @@ async def end_session(request: Request) -> Response:
                     "The app asked to send you to an address it never registered, so you were "
                     "not sent there. Nothing was changed.",
                 )
+            # The browser session the hint was issued under ends, with every app signed in
+            # through it. A newer sign-in in this browser (the hint's session already over) is
+            # left alone: a late logout of one tab must not end the sign-in of another.
+            ended = None
             if claims.sid is not None:
                 browser = await state.sessions.browser_of(db, claims.sid)
                 if browser is not None and browser.user_id == claims.sub:
                     await state.sessions.end_browser(
                         db, browser.id, reason="logout", ip=ip, user_agent=user_agent
                     )
+                    ended = browser.id
                 else:
                     session = await db.get(LoginSession, claims.sid)
                     if session is not None and session.user_id == claims.sub:
@@ -133,8 +145,9 @@ async def end_session(request: Request) -> Response:
                             ip=ip,
                             user_agent=user_agent,
                         )
-            await _end_current(state, db, request, claims.sub)
-            return _done(state, request, target, relay, post=post)
+            current = await current_browser_session(state, db, request)
+            keep_cookie = current is not None and current.id != ended
+            return _done(state, request, target, relay, post=post, clear_cookie=not keep_cookie)
 
         # No hint: the person confirms first, and only a URI registered for client_id is used.
         if target is not None:

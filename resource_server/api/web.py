@@ -1,9 +1,10 @@
 """The notes web page: static HTML, CSS and JavaScript modules, plus the configuration it needs.
 
-The page is a public OAuth client of its own (`web-page`, contract §7): it logs in with the
-password grant at the auth server, whose answer puts the refresh token in an HttpOnly cookie;
-the access token stays in the page's memory. Nothing here handles a token: the resource server
-only serves files and tells the page where the auth server is.
+The page is a public OAuth client of its own (`web-page`, contract §8.1): it signs in through
+the auth server's hosted sign-in (authorization code + PKCE, OpenID Connect), and comes back to
+`/callback` with a code; the auth server's answer to the code puts the refresh token in an
+HttpOnly cookie, and the access token stays in the page's memory. Nothing here handles a token:
+the resource server only serves files and tells the page where the auth server is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shared.service.routing import add_routes
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGE_CLIENT_ID = "web-page"
-PAGE_SCOPE = "notes:read notes:write"
+PAGE_SCOPE = "openid profile email notes:read notes:write"
 
 router = APIRouter(include_in_schema=False)
 
@@ -63,6 +64,17 @@ async def index(request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/callback")
+async def callback() -> Response:
+    """Where the auth server sends the browser back with a code (`{origin}/callback`, registered
+    for `web-page`): the page itself, which exchanges the code. Never redirected to another host
+    name: the sign-in's verifier waits in this origin's sessionStorage."""
+    return FileResponse(
+        WEB_DIR / "index.html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
 @router.get("/web-config.json")
 async def web_config(request: Request, response: Response) -> dict[str, Any]:
     """Where the page logs in and out: the auth server's endpoints, from its metadata if known,
@@ -71,10 +83,13 @@ async def web_config(request: Request, response: Response) -> dict[str, Any]:
     issuer = state.settings.issuer
     metadata = state.auth_metadata
     response.headers["Cache-Control"] = "no-cache"
+    base = issuer.rstrip("/")
     return {
-        "issuer": issuer,
-        "token_endpoint": metadata.get("token_endpoint", f"{issuer}/token"),
-        "revocation_endpoint": metadata.get("revocation_endpoint", f"{issuer}/revoke"),
+        "issuer": base,
+        "authorization_endpoint": metadata.get("authorization_endpoint", f"{base}/authorize"),
+        "token_endpoint": metadata.get("token_endpoint", f"{base}/token"),
+        "revocation_endpoint": metadata.get("revocation_endpoint", f"{base}/revoke"),
+        "end_session_endpoint": metadata.get("end_session_endpoint", f"{base}/logout"),
         "client_id": PAGE_CLIENT_ID,
         "scope": PAGE_SCOPE,
     }

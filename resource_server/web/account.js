@@ -45,11 +45,34 @@ function renderProfile(user) {
 }
 
 const CLIENTS = { "web-page": "this web page", web: "the API client “web”" };
+const clientName = (id) => CLIENTS[id] || `the app “${id}”`;
+
+/**
+ * One row per place the person is signed in: each browser session (a sign-in on notes-auth's
+ * page, with the apps signed in through it: ending it ends them), and each client session that
+ * came through no browser (the password grant of curl and API clients).
+ */
+function rows(list) {
+  const browsers = new Map(list.filter((item) => item.kind === "browser").map((item) => [item.id, { ...item, apps: [] }]));
+  const result = [...browsers.values()];
+  for (const item of list) {
+    if (item.kind === "browser") continue;
+    const parent = item.parent_id && browsers.get(item.parent_id);
+    if (parent) {
+      parent.apps.push(item.client_id);
+      parent.current = parent.current || item.current;
+      parent.last_used_at = Date.parse(item.last_used_at) > Date.parse(parent.last_used_at) ? item.last_used_at : parent.last_used_at;
+    } else {
+      result.push({ ...item, apps: null });
+    }
+  }
+  return result;
+}
 
 function renderSessions() {
   const listElement = byId("sessions");
   listElement.replaceChildren();
-  const ordered = [...sessions].sort(
+  const ordered = rows(sessions).sort(
     (a, b) => Number(b.current) - Number(a.current) || Date.parse(b.last_used_at) - Date.parse(a.last_used_at),
   );
   for (const item of ordered) {
@@ -68,7 +91,12 @@ function renderSessions() {
     used.textContent = item.current ? "active now" : `last used ${ago(item.last_used_at)}`;
     used.title = longDate(item.last_used_at);
     const client = row.querySelector(".session-client");
-    client.textContent = `Logged in ${ago(item.created_at)} with ${CLIENTS[item.client_id] || `the client “${item.client_id}”`}`;
+    if (item.apps) {
+      const apps = [...new Set(item.apps)].map(clientName);
+      client.textContent = `Signed in ${ago(item.created_at)} on notes-auth${apps.length ? `, used by ${apps.join(", ")}` : ""}`;
+    } else {
+      client.textContent = `Logged in ${ago(item.created_at)} with ${clientName(item.client_id)}`;
+    }
     client.title = longDate(item.created_at);
     const button = row.querySelector("[data-action=end]");
     button.textContent = item.current ? "Log out" : "End session";
@@ -98,13 +126,13 @@ async function load() {
 
 async function endSession(item, button) {
   if (item.current) {
-    await session.logOut("logout");
+    byId("logout").click(); // the header's log out: this page's session and the sign-in behind it
     return;
   }
   busy(button, true, "Ending…");
   try {
     await api(`/sessions/${encodeURIComponent(item.id)}`, { method: "DELETE" });
-    sessions = sessions.filter((other) => other.id !== item.id);
+    sessions = sessions.filter((other) => other.id !== item.id && other.parent_id !== item.id);
     renderSessions();
     toast(`Ended the session on ${device(item.user_agent)}.`);
   } catch (error) {
@@ -152,7 +180,7 @@ async function changePassword(event) {
 
   const button = form.querySelector("button[type=submit]");
   busy(button, true, "Changing…");
-  const others = sessions.filter((item) => !item.current).length;
+  const others = rows(sessions).filter((item) => !item.current).length;
   try {
     await api("/users/me/password", {
       method: "POST",

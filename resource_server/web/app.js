@@ -1,9 +1,11 @@
-// The notes web page: the entry module. It restores the session (a refresh through the auth
-// server's HttpOnly cookie), then shows the notes or the login form, and switches between the
-// views when the session or the address (#/notes, #/account, #/login, #/signup) changes.
+// The notes web page: the entry module. On /callback it finishes a sign-in (the code from the
+// auth server's hosted sign-in); otherwise it restores the session (a refresh through the auth
+// server's HttpOnly cookie). Then it shows the notes or the signed-out view, and switches
+// between the views when the session or the address (#/notes, #/account) changes.
 //
-// Modules: session.js (tokens and tabs), http.js (errors and their words), auth-view.js (log in,
-// sign up), notes.js, account.js, ui.js (DOM helpers), config.js (/web-config.json).
+// Modules: session.js (tokens and tabs), signin.js (code + PKCE, end session), http.js (errors
+// and their words), auth-view.js (log in, sign up), notes.js, account.js, ui.js (DOM helpers),
+// config.js (/web-config.json).
 
 import * as account from "./account.js";
 import * as authView from "./auth-view.js";
@@ -11,10 +13,11 @@ import { loadConfig } from "./config.js";
 import { describe } from "./http.js";
 import * as notes from "./notes.js";
 import * as session from "./session.js";
+import * as signin from "./signin.js";
 import { busy, byId, say } from "./ui.js";
 
 const SIGNED_IN_ROUTES = ["notes", "account"];
-const SIGNED_OUT_ROUTES = ["login", "signup"];
+const SIGNED_OUT_ROUTES = ["login"];
 let wanted = null; // where a visitor was going before the login form
 
 function route() {
@@ -23,7 +26,7 @@ function route() {
 }
 
 function go(name) {
-  if (route() !== name) history.replaceState(null, "", `#/${name}`);
+  if (location.hash.replace(/^#\/?/, "") !== name) history.replaceState(null, "", `#/${name}`);
 }
 
 function setState(state) {
@@ -40,6 +43,10 @@ function render({ focus = true } = {}) {
   let name = route();
   if (state === "signed-in") {
     if (!SIGNED_IN_ROUTES.includes(name)) {
+      // Where the visitor was going before signing in: kept in memory, and in the address
+      // (#/login/account) across the trip to the auth server's sign-in page and back.
+      const after = location.hash.replace(/^#\/?/, "").split("/")[1];
+      if (!wanted && SIGNED_IN_ROUTES.includes(after)) wanted = after;
       name = wanted && SIGNED_IN_ROUTES.includes(wanted) ? wanted : "notes";
       wanted = null;
       go(name);
@@ -47,7 +54,7 @@ function render({ focus = true } = {}) {
   } else if (!SIGNED_OUT_ROUTES.includes(name)) {
     if (SIGNED_IN_ROUTES.includes(name)) wanted = name;
     name = "login";
-    go(name);
+    go(wanted ? `login/${wanted}` : name);
   }
   byId("auth-view").hidden = state !== "signed-out";
   byId("notes-view").hidden = name !== "notes";
@@ -56,10 +63,9 @@ function render({ focus = true } = {}) {
     if (link.dataset.route === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  document.title = { notes: "Notes", account: "Account · Notes", login: "Log in · Notes", signup: "Sign up · Notes" }[name];
+  document.title = { notes: "Notes", account: "Account · Notes", login: "Log in · Notes" }[name];
   if (state === "signed-out") {
-    authView.showForm(name);
-    if (focus) authView.focusForm(name);
+    if (focus) authView.focus();
   } else if (name === "notes") {
     notes.show();
     if (focus) byId("notes-title").focus();
@@ -110,10 +116,39 @@ async function logOut() {
   busy(button, true, "Logging out…");
   try {
     await notes.flush();
+    const idToken = session.currentIdToken();
     const told = await session.logOut("logout");
-    if (!told) authView.notice("logout-unconfirmed");
+    if (!told) {
+      authView.notice("logout-unconfirmed");
+      return;
+    }
+    // This page's session is revoked; the auth server's sign-in (the browser session that
+    // would sign this browser in again without a password) ends at its end-session endpoint,
+    // which sends the browser back here.
+    signin.endSession(idToken);
   } finally {
     busy(button, false);
+  }
+}
+
+/** On /callback: exchange the code; false (with the reason shown) when the sign-in failed. */
+async function finishSignIn() {
+  let answer;
+  try {
+    answer = signin.takeCallback();
+  } catch (error) {
+    authView.failed(error);
+    return false;
+  }
+  byId("splash-text").textContent = "Signing you in…";
+  try {
+    await session.completeSignIn(answer);
+    return true;
+  } catch (error) {
+    if (error && error.message === "id-token") authView.failed(new signin.SignInFailed("id-token"));
+    else if (error && error.status === 400) authView.failed(new signin.SignInFailed("code-refused"));
+    else authView.failed(error);
+    return false;
   }
 }
 
@@ -125,9 +160,18 @@ async function start() {
   byId("splash-text").textContent = "Opening your notes…";
   try {
     await loadConfig();
+    if (signin.isCallback()) {
+      if (!(await finishSignIn())) {
+        setState("signed-out");
+        render();
+      }
+      return; // Signed in: onSessionChange has shown the notes.
+    }
+    const signedOut = signin.takeSignOutReturn();
     const restored = await session.restore();
     if (!restored) {
       setState("signed-out");
+      if (signedOut) authView.notice("logout");
       render();
     }
     // Restored: onSessionChange has shown the notes.

@@ -3,14 +3,19 @@
 
 export const config = {
   issuer: "",
+  authorization_endpoint: "",
   token_endpoint: "",
   revocation_endpoint: "",
+  end_session_endpoint: "",
   client_id: "web-page",
-  scope: "notes:read notes:write",
+  scope: "openid profile email notes:read notes:write",
 };
 
 /** The auth server's URL for `path` ("/sessions"), under the issuer (which may have a path). */
 export const authUrl = (path) => `${config.issuer.replace(/\/$/, "")}${path}`;
+
+/** Where the auth server sends the browser back with a code: registered for every page origin. */
+export const redirectUri = () => `${location.origin}/callback`;
 
 export async function loadConfig() {
   const response = await fetch("/web-config.json", { cache: "no-cache" });

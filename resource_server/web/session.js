@@ -1,11 +1,13 @@
 // The page's session: the access token in memory, the refresh token in the auth server's
 // HttpOnly cookie, and one refresh at a time for every tab of this origin.
 //
-// - Page script never sees a refresh token. The auth server sets it as an HttpOnly,
-//   SameSite=Strict cookie scoped to its /token and /revoke paths when the page's own client
-//   (`web-page`) logs in, and rotates it on every refresh (`credentials: "include"`).
-// - The access token lives in this module's memory only: not in localStorage, sessionStorage,
-//   IndexedDB or a readable cookie. A reload gets a new one through a refresh.
+// - Page script never sees a password or a refresh token. The person signs in on the auth
+//   server's hosted page (signin.js); the code that comes back is exchanged here, and the auth
+//   server sets the refresh token as an HttpOnly, SameSite=Strict cookie scoped to its /token
+//   and /revoke paths, and rotates it on every refresh (`credentials: "include"`).
+// - The access token and the id_token (kept for logging out: the end-session endpoint's
+//   `id_token_hint`) live in this module's memory only: not in localStorage, sessionStorage,
+//   IndexedDB or a readable cookie. A reload gets new ones through a refresh.
 // - Tabs share the cookie, so they must never refresh at the same time: a rotated refresh token
 //   presented again is reuse and ends the session. Every refresh runs under one Web Lock. A tab
 //   that finds the lock free refreshes, then posts the new access token on a BroadcastChannel;
@@ -17,7 +19,7 @@
 // - The access token is renewed when an API answers 401, never on a timer: an idle tab costs
 //   nothing, and the server's clock is the one that counts.
 
-import { authUrl, config } from "./config.js";
+import { authUrl, config, redirectUri } from "./config.js";
 import { expectOk, HttpError, send, SessionEnded } from "./http.js";
 
 const LOCK = "notes-auth:refresh";
@@ -27,6 +29,8 @@ const locks = globalThis.navigator && navigator.locks ? navigator.locks : null;
 
 /** {token, claims} or null. */
 let current = null;
+/** The last id_token (OIDC), for the end-session endpoint's hint. */
+let idToken = null;
 let inflight = null;
 const listeners = new Set();
 const tokenWaiters = new Set();
@@ -61,14 +65,22 @@ function adopt(token, how) {
 }
 
 function publish(token) {
-  if (channel) channel.postMessage({ type: "token", token });
+  if (channel) channel.postMessage({ type: "token", token, idToken });
 }
+
+function keepIdToken(token) {
+  if (typeof token === "string" && token) idToken = token;
+}
+
+/** The id_token of the session, for logging out through the auth server (or null). */
+export const currentIdToken = () => idToken;
 
 /** Forget the session here and in every other tab of this origin that holds the same one. */
 function drop(reason) {
   if (!current) return;
   const { sid } = current.claims;
   current = null;
+  idToken = null;
   for (const wake of [...tokenWaiters]) wake();
   if (channel) channel.postMessage({ type: "signed-out", sid, reason });
   emit({ type: "signed-out", reason });
@@ -78,9 +90,11 @@ if (channel) {
   channel.addEventListener("message", ({ data }) => {
     if (!data || typeof data !== "object") return;
     if (data.type === "token" && typeof data.token === "string") {
+      keepIdToken(data.idToken);
       adopt(data.token, "another-tab");
     } else if (data.type === "signed-out" && current && (!data.sid || data.sid === current.claims.sid)) {
       current = null;
+      idToken = null;
       for (const wake of [...tokenWaiters]) wake();
       emit({ type: "signed-out", reason: data.reason === "logout" ? "logout-elsewhere" : data.reason });
     }
@@ -97,10 +111,23 @@ async function tokenRequest(fields) {
   return expectOk(response);
 }
 
-/** Password grant, by username or email. Throws HttpError (400 wrong credentials, 429 locked out,
- *  503) or ServerUnreachable. */
-export async function logIn(username, password) {
-  const data = await tokenRequest({ grant_type: "password", username, password, scope: config.scope });
+/** The sign-in's last step: the code from /callback for tokens (RFC 6749 §4.1.3, RFC 7636
+ *  §4.5). The id_token must be for this client, from this issuer, with this sign-in's nonce
+ *  (OIDC Core §3.1.3.7; it came straight from the token endpoint, so its signature needs no
+ *  check here). Throws HttpError, ServerUnreachable, or Error("id-token"). */
+export async function completeSignIn({ code, verifier, nonce }) {
+  const data = await tokenRequest({
+    grant_type: "authorization_code",
+    code,
+    code_verifier: verifier,
+    redirect_uri: redirectUri(),
+  });
+  const claims = data.id_token ? decodeClaims(data.id_token) : null;
+  const issuer = config.issuer.replace(/\/$/, "");
+  if (!claims || claims.nonce !== nonce || claims.aud !== config.client_id || claims.iss !== issuer) {
+    throw new Error("id-token");
+  }
+  keepIdToken(data.id_token);
   adopt(data.access_token, "login");
   publish(data.access_token);
 }
@@ -119,6 +146,7 @@ async function exchange(stale) {
     }
     throw error;
   }
+  keepIdToken(data.id_token);
   adopt(data.access_token, "refresh");
   publish(data.access_token);
   return data.access_token;

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, chromium_missing
 from tests.databases import PostgresDatabases, fresh_database
-from tests.e2e.servers import Server, auth_env, free_port, resource_env, start_server
+from tests.e2e.servers import BIN, Server, auth_env, free_port, resource_env, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -197,6 +198,20 @@ class PageSystem:
     auth: Server
     resource: Server
     servers: list[Server]
+    auth_env: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> str:
+        """`auth-server ARGS` against this auth server's database; its stdout."""
+        result = subprocess.run(
+            [str(BIN / "auth-server"), *args],
+            text=True,
+            capture_output=True,
+            env=self.auth_env,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
 
     @property
     def url(self) -> str:
@@ -293,7 +308,8 @@ def start_page_system(
         for server in servers:
             server.stop()
         raise
-    return PageSystem(auth=servers[0], resource=servers[1], servers=servers)
+
+    return PageSystem(auth=servers[0], resource=servers[1], servers=servers, auth_env=env_auth)
 
 
 @pytest.fixture(scope="module")

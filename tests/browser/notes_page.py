@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -26,29 +26,37 @@ class NotesPage:
         return self
 
     def expect_login_form(self) -> None:
-        expect(self.page.locator("#login-form")).to_be_visible()
+        """The signed-out view: its "Log in" button (the form itself is the auth server's)."""
+        expect(self.page.locator("#auth-view")).to_be_visible()
+        expect(self.page.get_by_role("button", name="Log in", exact=True)).to_be_visible()
 
     def expect_notes(self) -> None:
         expect(self.page.locator("#notes-view")).to_be_visible()
         expect(self.page.locator("#notes-loading")).to_be_hidden()
 
+    def start_log_in(self) -> HostedPage:
+        """ "Log in" on the notes page: the browser goes to the auth server's sign-in page."""
+        self.page.get_by_role("button", name="Log in", exact=True).click()
+        hosted = HostedPage(self.page)
+        hosted.expect_sign_in()
+        return hosted
+
     def log_in(self, username: str, password: str) -> None:
-        self.page.locator("#to-login").click()
-        form = self.page.locator("#login-form")
-        form.get_by_label("Username or email").fill(username)
-        form.get_by_label("Password", exact=True).fill(password)
-        form.get_by_role("button", name="Log in").click()
+        """Log in as a person does: "Log in", then the hosted sign-in form, then back here."""
+        if urlsplit(self.page.url).path != "/login":  # not yet on the hosted sign-in page
+            self.start_log_in()
+        HostedPage(self.page).sign_in(username, password)
 
     def sign_up(self, username: str, email: str, password: str) -> None:
-        self.page.locator("#to-signup").click()
-        form = self.page.locator("#signup-form")
-        form.get_by_label("Username").fill(username)
-        form.get_by_label("Email").fill(email)
-        form.get_by_label("Password").fill(password)
-        form.get_by_role("button", name="Create account").click()
+        if urlsplit(self.page.url).path != "/signup":
+            self.page.get_by_role("button", name="Create an account").click()
+        HostedPage(self.page).sign_up(username, email, password)
 
     def log_out(self) -> None:
-        self.page.locator("#logout").click()
+        """Log out: the page's session, then the auth server's sign-in (its end-session
+        endpoint sends the browser back here)."""
+        with self.page.expect_response(lambda r: urlsplit(r.url).path == "/logout"):
+            self.page.locator("#logout").click()
         self.expect_login_form()
 
     def notice(self) -> Locator:
@@ -102,6 +110,34 @@ class NotesPage:
         """The page's session states since it loaded (see INIT_SCRIPT)."""
         states: list[str] = self.page.evaluate("() => window.__states")
         return states
+
+
+@dataclass
+class HostedPage:
+    """The auth server's hosted pages (sign-in, sign-up, consent, sign-out), by their labels."""
+
+    page: Page
+
+    def expect_sign_in(self) -> None:
+        expect(self.page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    def sign_in(self, username: str, password: str) -> None:
+        self.expect_sign_in()
+        form = self.page.locator("form[action$='/login']")
+        form.get_by_label("Username or email").fill(username)
+        form.get_by_label("Password", exact=True).fill(password)
+        form.get_by_role("button", name="Sign in").click()
+
+    def sign_up(self, username: str, email: str, password: str) -> None:
+        expect(self.page.get_by_role("heading", name="Create your account")).to_be_visible()
+        form = self.page.locator("form[action$='/signup']")
+        form.get_by_label("Username").fill(username)
+        form.get_by_label("Email").fill(email)
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Create account").click()
+
+    def alert(self) -> Locator:
+        return self.page.locator("#form-error")
 
 
 @dataclass

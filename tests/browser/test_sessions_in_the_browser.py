@@ -258,7 +258,7 @@ def test_changing_the_password_ends_the_other_sessions_and_says_so(
     elsewhere.expect_login_form()
     expect(elsewhere.notice()).to_contain_text(SESSION_ENDED)
     elsewhere.log_in("noah", PASSWORD)
-    expect(elsewhere.page.locator("#login-error")).to_contain_text("wrong")
+    expect(elsewhere.page.locator("#form-error")).to_contain_text("wrong")
     elsewhere.log_in("noah", new_password)
     # Back where it was going: the account.
     expect(elsewhere.page.locator("#account-view")).to_be_visible()

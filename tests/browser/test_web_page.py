@@ -6,17 +6,20 @@ One system for the module (the tests use users of their own); login lockout afte
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from playwright.sync_api import ViewportSize, expect
 
 from tests.browser.conftest import PASSWORD, Console, PageSystem, screenshot
-from tests.browser.notes_page import REFRESH_COOKIE, NotesPage, TokenTraffic
+from tests.browser.notes_page import REFRESH_COOKIE, HostedPage, NotesPage, TokenTraffic
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,46 +41,59 @@ def refresh_cookies(context: Any) -> list[dict[str, Any]]:
     return [c for c in context.cookies() if c["name"] == REFRESH_COOKIE]
 
 
-def test_sign_up_shows_the_policy_next_to_the_field_then_logs_in_with_no_readable_token(
+def test_sign_up_on_the_hosted_page_shows_the_policy_then_comes_back_with_no_readable_token(
     app: NotesPage, context: Any, system: PageSystem
 ) -> None:
     app.page.set_viewport_size(WIDE)
     app.open()
     app.expect_login_form()
     expect(app.page.locator("html")).to_have_attribute("data-state", "signed-out")
-    expect(app.page.get_by_label("Username or email")).to_be_focused()
+    expect(app.page.get_by_role("button", name="Log in", exact=True)).to_be_focused()
     screenshot(app.page, "login")
 
+    # "Create an account" goes to the auth server's sign-up page (the page never sees a password).
+    app.page.get_by_role("button", name="Create an account").click()
+    hosted = HostedPage(app.page)
+    assert app.page.url.startswith(f"{system.auth.url}/signup?flow=")
     # The password policy's 422, next to the password field, announced.
-    app.sign_up("alice", "alice@example.com", "password123")
-    error = app.page.locator("#signup-password-error")
+    hosted.sign_up("alice", "alice@example.com", "password123")
+    error = app.page.locator("#password-error")
     expect(error).to_have_text("The password is one of the most common passwords.")
     expect(error).to_have_attribute("role", "alert")
-    expect(app.page.locator("#signup-password")).to_have_attribute("aria-invalid", "true")
-    expect(app.page.locator("#signup-password")).to_be_focused()
-    app.sign_up("alice", "alice@example.com", "short")
+    expect(app.page.locator("#password")).to_have_attribute("aria-invalid", "true")
+    expect(app.page.locator("#password")).to_be_focused()
+    expect(app.page.get_by_label("Username")).to_have_value("alice")
+    hosted.sign_up("alice", "alice@example.com", "short")
     expect(error).to_have_text("The password must be at least 10 characters.")
     screenshot(app.page, "sign-up-errors")
 
     # A taken name, next to the username field.
     system.register("bob")
-    app.sign_up("bob", "someone-else@example.com", PASSWORD)
-    expect(app.page.locator("#signup-username-error")).to_contain_text("already registered")
-    expect(app.page.locator("#signup-password-error")).to_be_empty()
+    hosted.sign_up("bob", "someone-else@example.com", PASSWORD)
+    expect(app.page.locator("#username-error")).to_contain_text("already registered")
+    expect(app.page.locator("#password-error")).to_be_empty()
 
-    # Signed up, and logged in straight away.
-    app.sign_up("alice", "alice@example.com", PASSWORD)
+    # Signed up, signed in, and back on the notes page (a 303 to another origin after a form
+    # POST, which a `form-action 'self'` policy alone would block in Chromium).
+    hosted.sign_up("alice", "alice@example.com", PASSWORD)
     app.expect_notes()
+    assert app.page.url == f"{system.url}#/notes"
     expect(app.page.locator("#notes-greeting")).to_have_text("Logged in as alice")
     expect(app.page.locator("#who-name")).to_have_text("alice")
     expect(app.page.locator("#notes-empty")).to_be_visible()
 
-    # No token where page script can read it; the refresh token is an HttpOnly cookie.
+    # No token where page script can read it (the PKCE verifier and state are gone from
+    # sessionStorage, the code from the address); the refresh token is an HttpOnly cookie.
     assert app.readable_storage() == NO_READABLE_TOKEN
+    assert "code=" not in app.page.url
+    assert app.page.evaluate("() => history.length") >= 1
     cookies = refresh_cookies(context)
     assert {c["path"] for c in cookies} == {"/token", "/revoke"}
     assert all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
     assert all(c["domain"] == urlsplit(system.auth.url).hostname for c in cookies)
+    # The auth server's browser session: its own HttpOnly, SameSite=Lax cookie.
+    browser = [c for c in context.cookies() if c["name"] == "notes_auth_session"]
+    assert len(browser) == 1 and browser[0]["httpOnly"] and browser[0]["sameSite"] == "Lax"
 
 
 def test_notes_are_written_edited_in_place_and_deleted_with_a_confirmation_and_undo(
@@ -187,7 +203,7 @@ def test_a_reload_restores_the_session_without_the_login_form_and_leaves_no_toke
     expect(other.note("Written before the reload")).to_be_visible()
 
 
-def test_logging_out_revokes_the_session_and_clears_the_cookie(
+def test_logging_out_revokes_the_session_and_ends_the_auth_servers_sign_in(
     app: NotesPage, context: Any, system: PageSystem
 ) -> None:
     traffic = TokenTraffic(system.token_endpoint).watch(app.page)
@@ -202,7 +218,9 @@ def test_logging_out_revokes_the_session_and_clears_the_cookie(
         app.log_out()
     assert revoked.value.status == 200
     expect(app.notice()).to_have_text("You're logged out. See you soon.")
+    assert app.page.url == f"{system.url}#/login"  # back from the end-session endpoint
     assert refresh_cookies(context) == []
+    assert [c for c in context.cookies() if c["name"] == "notes_auth_session"] == []
     # The access token the page held is refused: the session is over, not just forgotten.
     me = httpx.get(
         f"{system.auth.url}/users/me",
@@ -214,6 +232,90 @@ def test_logging_out_revokes_the_session_and_clears_the_cookie(
     app.page.reload()
     app.expect_login_form()
     expect(app.notice()).to_be_empty()
+    # The auth server's sign-in ended too: logging in asks for the password again.
+    app.start_log_in()
+
+
+def authorize_url(system: PageSystem, client_id: str, redirect_uri: str) -> tuple[str, str]:
+    """An app's authorization request (code + PKCE): its URL and the verifier."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": "openid notes:read",
+            "state": "app-state",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{system.auth.url}/authorize?{query}", verifier
+
+
+def test_one_sign_in_serves_a_second_app_and_a_third_party_after_consent(
+    app: NotesPage, system: PageSystem
+) -> None:
+    page = app.page
+    system.register("sso-user")
+    app.open()
+    app.log_in("sso-user", PASSWORD)
+    app.expect_notes()
+    # The apps' redirect URI: any page that answers (a route can't stand in for a redirect's
+    # target in Playwright); the test reads the code from the address.
+    callback = f"{system.resource.url}/healthz"
+    system.cli("clients", "create", "second-app", "--first-party", "--redirect-uri", callback)
+    system.cli("clients", "create", "outside-app", "--redirect-uri", callback)
+    arrived: list[str] = []
+
+    def the_app(route: Any) -> None:
+        arrived.append(route.request.url)
+        route.fulfill(
+            status=200, content_type="text/html", body="<!doctype html><title>App</title>"
+        )
+
+    page.route(lambda url: url.startswith(callback), the_app)
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+
+    # A second first-party app: straight back with a code, no page, no password.
+    url, verifier = authorize_url(system, "second-app", callback)
+    page.goto(url)
+    expect(page).to_have_url(re.compile(f"^{re.escape(callback)}\\?"))
+    arrived.append(page.url)
+    answer = parse_qs(urlsplit(arrived[-1]).query)
+    assert answer["state"] == ["app-state"] and answer["iss"] == [system.auth.url]
+    assert posted == []
+    token = httpx.post(
+        system.token_endpoint,
+        data={
+            "grant_type": "authorization_code",
+            "code": answer["code"][0],
+            "redirect_uri": callback,
+            "code_verifier": verifier,
+            "client_id": "second-app",
+        },
+        timeout=10,
+    )
+    assert token.status_code == 200 and token.json()["id_token"]
+
+    # A third-party app: the consent page first, naming the app and what it asks for.
+    url, _ = authorize_url(system, "outside-app", callback)
+    page.goto(url)
+    expect(
+        page.get_by_role("heading", name="Allow outside-app to use your account?")
+    ).to_be_visible()
+    expect(page.locator(".scopes")).to_contain_text("Read your notes")
+    page.get_by_role("button", name="Allow", exact=True).click()
+    expect(page).to_have_url(re.compile(f"^{re.escape(callback)}\\?"))
+    arrived.append(page.url)
+    assert "code" in parse_qs(urlsplit(arrived[-1]).query)
+    # Remembered: the next time, no page.
+    page.goto(authorize_url(system, "outside-app", callback)[0])
+    expect(page).to_have_url(re.compile(f"^{re.escape(callback)}\\?"))
+    assert "code" in parse_qs(urlsplit(page.url).query)
 
 
 def test_a_wrong_password_and_a_lockout_say_what_happened(
@@ -223,12 +325,13 @@ def test_a_wrong_password_and_a_lockout_say_what_happened(
     page.set_viewport_size(WIDE)
     system.register("frank")
     app.open()
-    alert = page.locator("#login-error")
+    hosted = app.start_log_in()
+    alert = hosted.alert()
     wrong = "That username or password is wrong. Check them and try again."
 
     def attempt(username: str, password: str) -> int:
-        with page.expect_response(system.token_endpoint) as answer:
-            app.log_in(username, password)
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            hosted.sign_in(username, password)
         return int(answer.value.status)
 
     # An unknown user and a wrong password read the same.
@@ -237,20 +340,20 @@ def test_a_wrong_password_and_a_lockout_say_what_happened(
     for n in range(3):
         assert attempt("frank", f"wrong password {n}") == 400
         expect(alert).to_have_text(wrong)
-        expect(page.locator("#login-password")).to_be_empty()
-        expect(page.locator("#login-password")).to_be_focused()
+        expect(page.get_by_label("Password", exact=True)).to_be_empty()
+        expect(page.get_by_label("Password", exact=True)).to_be_focused()
+        expect(page.get_by_label("Username or email")).to_have_value("frank")
 
     # Locked out, with the time left from Retry-After (the window is 15 minutes).
     assert attempt("frank", "wrong password 4") == 429
     expect(alert).to_have_text(
-        "Too many failed attempts, so logging in as “frank” is paused for now. "
+        "Too many failed attempts, so signing in as “frank” is paused for now. "
         "Try again in 15 minutes."
     )
     screenshot(page, "lockout")
     # Even the right password waits.
     assert attempt("frank", PASSWORD) == 429
     expect(alert).to_contain_text("Try again in 15 minutes.")
-    expect(page.locator("html")).to_have_attribute("data-state", "signed-out")
 
 
 def test_an_unreachable_server_is_named_as_such(
@@ -259,25 +362,27 @@ def test_an_unreachable_server_is_named_as_such(
     console.allow(pattern=r"net::ERR_FAILED")
     page = app.page
     system.register("gina")
-    unreachable = "We can't reach the server. Check your connection and try again."
 
-    # On load: no login form (the session might exist), but a way to try again.
+    # On load: no signed-out view (the session might exist), but a way to try again.
     page.route(system.token_endpoint, lambda route: route.abort())
     app.open()
     expect(page.locator("#splash-error")).to_contain_text("we can't reach the server")
-    expect(page.locator("#login-form")).to_be_hidden()
+    expect(page.locator("#auth-view")).to_be_hidden()
     retry = page.get_by_role("button", name="Try again")
     expect(retry).to_be_focused()
     page.unroute(system.token_endpoint)
     retry.click()
     app.expect_login_form()
 
-    # On login.
+    # On the way back from the sign-in: the code can't be exchanged.
     page.route(system.token_endpoint, lambda route: route.abort())
     app.log_in("gina", PASSWORD)
-    expect(page.locator("#login-error")).to_have_text(unreachable)
+    expect(page.locator("#auth-error")).to_have_text(
+        "Couldn't sign you in: we can't reach the server. Check your connection and try again."
+    )
     page.unroute(system.token_endpoint)
-    app.log_in("gina", PASSWORD)
+    # The auth server remembers the sign-in: "Log in" comes straight back, no password form.
+    page.get_by_role("button", name="Log in", exact=True).click()
     app.expect_notes()
 
 
@@ -385,9 +490,10 @@ def test_readable_at_360_px_without_horizontal_scroll(
     system.register("judy")
     app.expect_login_form()
     assert no_horizontal_scroll(app.page)
-    app.page.locator("#to-signup").click()
+    hosted = app.start_log_in()
     assert no_horizontal_scroll(app.page)
-    app.log_in("judy", PASSWORD)
+    screenshot(app.page, "hosted-sign-in-360px", full_page=True)
+    hosted.sign_in("judy", PASSWORD)
     app.expect_notes()
     app.add_note("Packing list", "Passport, charger, the good umbrella.")
     app.add_note(
@@ -437,16 +543,8 @@ def test_the_page_loads_only_its_own_files_under_a_strict_policy(
     assert moved.status_code == 307
     assert moved.headers["location"] == f"http://127.0.0.1:{port}/?x=1"
 
-    # Password managers: the autocomplete tokens.
-    autocomplete = {
-        "#login-username": "username",
-        "#login-password": "current-password",
-        "#signup-username": "username",
-        "#signup-email": "email",
-        "#signup-password": "new-password",
-        "#current-password": "current-password",
-        "#new-password": "new-password",
-    }
+    # Password managers: the autocomplete tokens (the sign-in forms are the auth server's).
+    autocomplete = {"#current-password": "current-password", "#new-password": "new-password"}
     for selector, token in autocomplete.items():
         expect(page.locator(selector)).to_have_attribute("autocomplete", token)
 
@@ -463,14 +561,13 @@ def test_the_page_loads_only_its_own_files_under_a_strict_policy(
     )
     assert silent == []
 
-    # Keyboard: Tab goes from field to field to the button, which shows a focus ring.
-    expect(page.locator("#login-username")).to_be_focused()
+    # Keyboard: "Log in" has the focus and shows a focus ring; Tab reaches "Create an account".
+    log_in = page.get_by_role("button", name="Log in", exact=True)
+    expect(log_in).to_be_focused()
     page.keyboard.press("Tab")
-    expect(page.locator("#login-password")).to_be_focused()
-    page.keyboard.press("Tab")
-    submit = page.locator("#login-form").get_by_role("button", name="Log in")
-    expect(submit).to_be_focused()
-    assert submit.evaluate("(button) => getComputedStyle(button).outlineStyle") == "solid"
+    expect(page.get_by_role("button", name="Create an account")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    assert log_in.evaluate("(button) => getComputedStyle(button).outlineStyle") == "solid"
 
     # The watcher that fails every test on a CSP violation works: an inline style attribute is
     # refused and reported.

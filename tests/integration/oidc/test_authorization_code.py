@@ -434,7 +434,7 @@ async def test_one_sign_in_serves_every_first_party_app(
     person: Person, first_party: str, auth_app: Any
 ) -> None:
     await add_client(auth_app, "second-app", first_party=True)
-    verifier, challenge = pkce()
+    _, challenge = pkce()
     await get_code(person, first_party, challenge)
     response = await person.client.get(
         "/authorize", params=authorize_params("second-app", challenge)
