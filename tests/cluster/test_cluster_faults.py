@@ -30,6 +30,7 @@ from tests.cluster.topology import (
     Replica,
     exception_lines,
 )
+from tests.code_flow import code_flow
 from tests.e2e.servers import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
@@ -241,15 +242,15 @@ def test_the_page_keeps_its_refresh_cookie_behind_the_one_origin(
         page = client.get("/web-config.json")
         assert page.status_code == 200
         assert page.json()["token_endpoint"] == f"{cluster.issuer}/token"
-        login = client.post(
-            "/auth/token",
-            data={
-                "grant_type": "password",
-                "client_id": "web-page",
-                "username": "pageuser",
-                "password": PASSWORD,
-            },
-            headers=headers,
+        # Contract §8.1: the page signs in with code + PKCE at the hosted sign-in.
+        login = code_flow(
+            client,
+            cluster.issuer,
+            username="pageuser",
+            password=PASSWORD,
+            client_id="web-page",
+            redirect_uri=f"{cluster.proxy_url}/callback",
+            token_headers=headers,
         )
         assert login.status_code == 200, login.text
         assert "refresh_token" not in login.json()

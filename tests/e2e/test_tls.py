@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.code_flow import code_flow
 from tests.databases import PostgresDatabases, fresh_database
 from tests.e2e.flows import PASSWORD
 from tests.e2e.servers import BIN, auth_env, free_port, start_process
@@ -103,19 +104,21 @@ async def test_logging_in_over_tls_with_a_self_signed_certificate(
             assert hsts.startswith("max-age=") and int(hsts.split("=")[1].split(";")[0]) >= 31536000
             metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
             assert metadata["token_endpoint"] == f"{issuer}/token"
-            # The page's refresh cookie is Secure under TLS.
-            page = await http.post(
-                "/token",
-                data={
-                    "grant_type": "password",
-                    "username": "tls-user",
-                    "password": PASSWORD,
-                    "client_id": "web-page",
-                },
-                headers={"Origin": "https://127.0.0.1:8443"},
+            # The page's refresh cookie and the browser session's cookie are Secure under TLS.
+        with httpx.Client(verify=context, timeout=10) as browser:
+            page = code_flow(
+                browser,
+                issuer,
+                username="tls-user",
+                password=PASSWORD,
+                client_id="web-page",
+                redirect_uri="https://127.0.0.1:8443/callback",
+                token_headers={"Origin": "https://127.0.0.1:8443"},
             )
             assert page.status_code == 200, page.text
             assert all("Secure" in c for c in page.headers.get_list("set-cookie"))
+            session = [c for c in browser.cookies.jar if c.name == "notes_auth_session"]
+            assert len(session) == 1 and session[0].secure
         with pytest.raises(httpx.ConnectError):  # an unverified client is refused by TLS itself
             async with httpx.AsyncClient(base_url=issuer, timeout=5) as untrusting:
                 await untrusting.get("/healthz")
