@@ -132,7 +132,7 @@ class AuthServerAccounts:
         if path in ("/introspect", "/revocations"):
             return {"Authorization": basic(self.client_id, self.client_secret)}
         who = "admin" if path.startswith("/admin/") else "user"
-        if not path.startswith(("/admin/", "/users/me", "/sessions")):
+        if not path.startswith(("/admin/", "/users/me", "/sessions", "/userinfo")):
             return {}
         if method == "DELETE":
             # Ending sessions (one, all of mine, all of a user's: the fuzzer learns real session
