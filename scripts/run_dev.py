@@ -217,6 +217,8 @@ def banner(password: str | None) -> str:
             "",
             login,
             "",
+            f"  Sign-in    {AUTH_URL}/login  {STYLE.dim('(the hosted sign-in every app sends you to)')}",
+            f"  OpenID     {AUTH_URL}/.well-known/openid-configuration",
             f"  API docs   auth server  {AUTH_URL}/docs",
             f"             notes API    {RESOURCE_URL}/docs",
             "",
