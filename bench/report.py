@@ -18,6 +18,7 @@ SCENARIOS = {
     6: "Revocation latency",
     7: "Timing parity at /token",
     8: "Cold start and memory",
+    9: "Authorization code round trip",
 }
 
 

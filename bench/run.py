@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import math
 import os
@@ -47,6 +49,8 @@ from bench.wrk import WrkResult, WrkRun
 PASSWORD = "correct horse battery staple 42"
 LOGIN_USERS = 64  # seeded users with a real (production-cost) password hash
 CONFIDENTIAL_CLIENT = "bench-confidential"
+CODE_CLIENT = "bench-app"  # a first-party public client of the code flow (scenario 9)
+CODE_REDIRECT = "http://127.0.0.1:9/bench/callback"  # never opened: the code is read from it
 # A login burst counts as bounded when every login got its answer (a token or a 503) this fast.
 BURST_ANSWER_BOUND = 10.0
 DOCS = REPO / "docs"
@@ -354,6 +358,11 @@ class Bench:
             self.auth_env,
         )
         self.client_secret = out.strip().splitlines()[-1].strip()
+        h.cli(
+            "auth-server",
+            ["clients", "create", CODE_CLIENT, "--first-party", "--redirect-uri", CODE_REDIRECT],
+            self.auth_env,
+        )
         rows = h.pg_fetch(seed.PASSWORD_HASH_SQL, "benchlogin", database=self.main_db)
         if not rows:
             raise BenchmarkBroken(
@@ -1033,6 +1042,81 @@ class Bench:
         r.add(7, "unknown user, median", median(unknown), "ms")
 
     # ===========================================================================================
+    # Scenario 9: the authorization code round trip
+
+    def scenario_code(self) -> None:
+        """GET /authorize with a signed-in browser session (no password hash: the person signed
+        in once, before the clock starts), the 302 with the code, then the code exchange at
+        /token with PKCE: what an app pays for each sign-in once its user is signed in at the
+        auth server. Sequential, one at a time: a latency, not a throughput."""
+        p, r = self.plan, self.report
+        assert self.auth is not None
+        issuer = self.auth.url
+        samples = 60 if p.quick else 400
+        print(f"  scenario 9: {samples} round trips /authorize -> code -> /token", flush=True)
+        timings: list[float] = []
+        statuses: dict[str, int] = {}
+        with httpx.Client(timeout=30, follow_redirects=False) as browser:
+            page = browser.get(f"{issuer}/login")
+            fields = dict(
+                re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+            )
+            signed_in = browser.post(
+                f"{issuer}/login",
+                data=fields | {"username": "benchlogin", "password": PASSWORD},
+            )
+            if signed_in.status_code != 303:
+                raise BenchmarkBroken(f"hosted sign-in failed: {signed_in.status_code}")
+            for i in range(samples + 5):
+                verifier = base64_url(os.urandom(32))
+                challenge = base64_url(hashlib.sha256(verifier.encode()).digest())
+                params = {
+                    "response_type": "code",
+                    "client_id": CODE_CLIENT,
+                    "redirect_uri": CODE_REDIRECT,
+                    "scope": "openid notes:read",
+                    "state": "s",
+                    "nonce": "n",
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                }
+                start = time.perf_counter()
+                answer = browser.get(f"{issuer}/authorize", params=params)
+                location = answer.headers.get("location", "")
+                code = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query).get("code")
+                if answer.status_code != 302 or not code:
+                    statuses[f"authorize {answer.status_code}"] = (
+                        statuses.get(f"authorize {answer.status_code}", 0) + 1
+                    )
+                    continue
+                token = browser.post(
+                    f"{issuer}/token",
+                    data={
+                        "grant_type": "authorization_code",
+                        "code": code[0],
+                        "redirect_uri": CODE_REDIRECT,
+                        "code_verifier": verifier,
+                        "client_id": CODE_CLIENT,
+                    },
+                )
+                elapsed = (time.perf_counter() - start) * 1000
+                statuses[f"token {token.status_code}"] = (
+                    statuses.get(f"token {token.status_code}", 0) + 1
+                )
+                if token.status_code == 200 and i >= 5:  # the first five warm up
+                    timings.append(elapsed)
+        note = ", ".join(f"{v} x {k}" for k, v in sorted(statuses.items()))
+        r.add(
+            9,
+            "/authorize -> code -> /token, median",
+            median(timings),
+            "ms",
+            Target("<=", 15),
+            note=f"{len(timings)} round trips; {note}",
+        )
+        r.add(9, "/authorize -> code -> /token, p95", percentile(timings, 95), "ms")
+
+    # ===========================================================================================
     # Scenario 8: cold start, memory
 
     def scenario_cold_start(self) -> None:
@@ -1440,9 +1524,14 @@ SELECTABLE: dict[str, tuple[int, ...]] = {
     "storm": (4,),
     "revocation": (6,),
     "parity": (7,),
+    "code": (9,),
     "coldstart": (8,),
     "growth": (5,),
 }
+
+
+def base64_url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1496,6 +1585,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("storm", bench.scenario_storm),
                 ("revocation", bench.scenario_revocation),
                 ("parity", bench.scenario_parity),
+                ("code", bench.scenario_code),
                 ("coldstart", bench.scenario_cold_start),
             ]
             for name, phase in phases:
