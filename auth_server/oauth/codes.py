@@ -71,25 +71,19 @@ class AuthorizationCodes:
         )
         return result.scalar_one_or_none()
 
-    async def claim(self, db: AsyncSession, code_hash: str, now: dt.datetime) -> bool:
-        """Mark the code used if nobody has: of racing exchanges exactly one gets True (the
-        conditional UPDATE waits for a concurrent winner's commit, then matches nothing)."""
+    async def claim(
+        self, db: AsyncSession, code_hash: str, now: dt.datetime, session_id: str
+    ) -> bool:
+        """Mark the code used if nobody has, naming the session its exchange starts (a replay
+        ends it): of racing exchanges exactly one gets True (the conditional UPDATE waits for a
+        concurrent winner's commit, then matches nothing)."""
         result = await db.execute(
             update(AuthorizationCode)
             .where(AuthorizationCode.code_hash == code_hash, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
+            .values(used_at=now, session_id=session_id)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-    async def bind_session(self, db: AsyncSession, code_hash: str, session_id: str) -> None:
-        """Remember the session the code's exchange started: a replay ends it."""
-        await db.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash)
-            .values(session_id=session_id)
-            .execution_options(synchronize_session=False)
-        )
 
 
 __all__ = ["CODE_TTL", "AuthorizationCodes", "hash_code"]

@@ -69,6 +69,10 @@ class StartedSession:
 
 BROWSER = "browser"
 CLIENT = "client"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(16)
 MAX_BROWSER_SECRET_LENGTH = 128
 
 
@@ -176,12 +180,13 @@ class SessionService:
         authentication: Authentication | None = None,
         parent_id: str | None = None,
         refresh: bool = True,
+        session_id: str | None = None,
     ) -> StartedSession:
         """A new client session, with its first refresh token unless `refresh` is False (a
         client without the refresh grant: the session still names its access tokens' `sid`,
         so ending it revokes them). `parent_id`: the browser session it was signed in through."""
         now = self._clock()
-        sid = secrets.token_urlsafe(16)
+        sid = session_id or new_session_id()
         expires = now + dt.timedelta(seconds=self._settings.refresh_token_ttl)
         db.add(
             LoginSession(
@@ -222,7 +227,7 @@ class SessionService:
     ) -> StartedBrowserSession:
         """A new browser session; its cookie's value is returned once and stored hashed."""
         now = self._clock()
-        sid = secrets.token_urlsafe(16)
+        sid = new_session_id()
         secret = secrets.token_urlsafe(32)  # 256 bits
         expires = now + dt.timedelta(seconds=self._settings.refresh_token_ttl)
         db.add(
@@ -665,4 +670,5 @@ __all__ = [
     "ScopeWidened",
     "SessionService",
     "StartedSession",
+    "new_session_id",
 ]

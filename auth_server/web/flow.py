@@ -18,7 +18,6 @@ from starlette.responses import RedirectResponse, Response
 from auth_server.oauth.authorize import AuthorizationRequest, authorization_response_uri
 from auth_server.oauth.clients import ClientRecord
 from auth_server.oauth.consent import has_consent
-from auth_server.persistence.models import User
 from auth_server.sessions.authentication import ACR_VALUES
 from auth_server.sessions.service import BrowserSession
 from auth_server.state import AuthState
@@ -60,10 +59,8 @@ def error_redirect(
 async def current_browser_session(
     state: AuthState, db: AsyncSession, request: Request
 ) -> BrowserSession | None:
-    browser = await state.sessions.find_browser(db, read_session_cookie(request))
-    if browser is not None and await db.get(User, browser.user_id) is None:
-        return None
-    return browser
+    # A deleted user's sessions are deleted with it (ON DELETE CASCADE): no user check needed.
+    return await state.sessions.find_browser(db, read_session_cookie(request))
 
 
 def too_old(browser: BrowserSession, max_age: int | None, now: dt.datetime) -> bool:

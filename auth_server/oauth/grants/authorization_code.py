@@ -27,7 +27,7 @@ from auth_server.oauth.tokens import TokenIssuer, token_response
 from auth_server.oidc.id_token import IdTokenIssuer
 from auth_server.persistence.models import AuthorizationCode
 from auth_server.sessions.authentication import Authentication
-from auth_server.sessions.service import SessionService
+from auth_server.sessions.service import SessionService, new_session_id
 from shared.service.db import utcnow
 
 INVALID_CODE = "the authorization code is invalid, expired or used"
@@ -79,7 +79,8 @@ class AuthorizationCodeGrant:
         resource = req.params.get("resource")
         if resource is not None and resource != row.resource:
             raise InvalidTarget("resource differs from the authorization request's")
-        if not await self._codes.claim(db, row.code_hash, now):
+        session_id = new_session_id()
+        if not await self._codes.claim(db, row.code_hash, now, session_id):
             # Another exchange of the same code won the race: this one is the replay.
             fresh = await self._codes.find(db, code)
             await self._replayed(db, fresh or row, req)
@@ -99,8 +100,8 @@ class AuthorizationCodeGrant:
             authentication=authentication,
             parent_id=browser.id,
             refresh=req.client.allows("refresh_token"),
+            session_id=session_id,
         )
-        await self._codes.bind_session(db, row.code_hash, started.session_id)
         access = await self._tokens.issue_access_token(
             db,
             sub=row.user_id,
@@ -111,8 +112,9 @@ class AuthorizationCodeGrant:
         )
         id_token = None
         if OPENID in row.scope.split():
+            # The signing key was checked in this transaction a moment ago (the access token).
             id_token = await self._id_tokens.issue(
-                db,
+                None,
                 sub=row.user_id,
                 client_id=req.client.id,
                 sid=started.session_id,

@@ -78,8 +78,9 @@ class RefreshTokenGrant:
             id_token = None
             if self._id_tokens is not None and OPENID in plan.scope.split():
                 # OIDC Core §12.2: no nonce; the sign-in's auth_time, amr and acr are kept.
+                # Signed with the key just checked for the access token.
                 id_token = await self._id_tokens.issue(
-                    tx,
+                    None,
                     sub=session.user_id,
                     client_id=session.client_id,
                     sid=session.id,
