@@ -13,12 +13,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_server.persistence.models import (
     AuditEvent,
+    AuthorizationCode,
+    LoginFlow,
     LoginSession,
     RateLimitCounter,
     RefreshToken,
@@ -30,15 +33,20 @@ from auth_server.settings import AuthSettings
 from shared.service.db import utcnow
 
 log = logging.getLogger("auth_server.sweeper")
+CODE_RETENTION = dt.timedelta(hours=1)
 
 PENDING_TOTP_LIFETIME = 86_400  # seconds an unconfirmed TOTP enrolment is kept
 
 
 async def _delete_batches(
-    session_maker: async_sessionmaker[AsyncSession], model: type, condition: object, batch: int
+    session_maker: async_sessionmaker[AsyncSession],
+    model: type,
+    condition: object,
+    batch: int,
+    pk: Any = None,
 ) -> int:
     total = 0
-    pk = model.id  # type: ignore[attr-defined]
+    pk = pk if pk is not None else model.id  # type: ignore[attr-defined]
     while True:
         async with session_maker() as db, db.begin():
             ids = (await db.scalars(select(pk).where(condition).limit(batch))).all()  # type: ignore[arg-type]
@@ -68,6 +76,18 @@ async def sweep_once(
         ),
         "revocations": await _delete_batches(
             session_maker, Revocation, Revocation.expires_at < now, batch
+        ),
+        # A used code is kept an hour past its 60 s, so that a late replay still ends what its
+        # first use started (RFC 6749 §4.1.2); an unfinished sign-in expires with its flow.
+        "authorization_codes": await _delete_batches(
+            session_maker,
+            AuthorizationCode,
+            AuthorizationCode.expires_at < now - CODE_RETENTION,
+            batch,
+            pk=AuthorizationCode.code_hash,
+        ),
+        "login_flows": await _delete_batches(
+            session_maker, LoginFlow, LoginFlow.expires_at < now, batch
         ),
         "audit_events": await _delete_batches(
             session_maker,

@@ -73,6 +73,8 @@ CLIENT = "client"
 
 def new_session_id() -> str:
     return secrets.token_urlsafe(16)
+
+
 MAX_BROWSER_SECRET_LENGTH = 128
 
 

@@ -15,6 +15,7 @@ from auth_server.persistence.models import (
     RefreshToken,
     Revocation,
 )
+from auth_server.persistence.models import AuthorizationCode, LoginFlow
 from auth_server.persistence.sweeper import sweep_once
 from tests.integration.sessions.conftest import PASSWORD, bearer, login, refresh, register
 
@@ -250,12 +251,32 @@ async def test_sweeper_purges_only_what_expired(
             key="open-window", count=1, window_end=dt.datetime.now(dt.UTC).timestamp() + 600
         )
     )
+    # A sign-in abandoned half way, and a code an hour and more past its 60 s.
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    db.add(LoginFlow(id="abandoned", binding_hash="x", created_at=long_ago, expires_at=long_ago))
+    db.add(
+        AuthorizationCode(
+            code_hash="0" * 64,
+            client_id="web",
+            user_id="nobody",
+            browser_session_id="none",
+            redirect_uri="https://app.example/cb",
+            scope="openid",
+            auth_time=long_ago,
+            amr="pwd",
+            acr="urn:notes-auth:acr:pwd",
+            created_at=long_ago,
+            expires_at=long_ago,
+        )
+    )
     await db.commit()
 
     counts = await sweep_once(auth_app.state.auth.session_maker, auth_settings)
     assert counts == {
         "sessions": 1,
         "revocations": 1,
+        "authorization_codes": 1,
+        "login_flows": 1,
         "audit_events": aged,
         "rate_limit_counters": 1,
         "grace_answers": 1,
