@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from auth_server.api import (
     account,
@@ -40,6 +41,21 @@ from shared.service.problem import install_problem_handlers
 from shared.service.routing import add_routes
 
 log = logging.getLogger("auth_server")
+
+# Pages a browser navigates to, never fetches: RFC 9700 §2.6 says the authorization endpoint MUST
+# NOT support CORS, and the hosted pages and the end-session endpoint have no use for it either.
+NO_CORS_PATHS = ("/authorize", "/login", "/signup", "/consent", "/logout")
+
+
+class BrowserOnlyPathsCORS(CORSMiddleware):
+    """Starlette's CORS, except at the paths a browser only navigates to (NO_CORS_PATHS): there
+    a cross-origin script gets no CORS answer, so it can't read what they say."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith(NO_CORS_PATHS):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def start_schedules(state: AuthState) -> Callable[[], Awaitable[None]]:
@@ -99,7 +115,7 @@ def create_app(
         "(RFC 9068) and id_tokens; userinfo; sessions, revocation and introspection.",
     )
     app.add_middleware(
-        CORSMiddleware,
+        BrowserOnlyPathsCORS,
         # Exact origins, never `*`: the web page sends its refresh cookie with credentialed
         # requests (production refuses an open list).
         allow_origins=settings.cors_origins,

@@ -240,3 +240,21 @@ async def test_unreadable_requests_get_a_page_not_a_500(auth_client: httpx.Async
     odd = await auth_client.get("/authorize?client_id=%FF%FE")
     assert odd.status_code == 400 and odd.headers["content-type"].startswith("text/html")
     assert (await auth_client.get("/consent?flow=nope")).status_code == 400
+
+
+async def test_the_authorization_endpoint_and_the_pages_answer_no_cors(
+    auth_client: httpx.AsyncClient,
+) -> None:
+    """RFC 9700 §2.6: the authorization endpoint MUST NOT support CORS."""
+    page = {"Origin": "http://127.0.0.1:8001"}  # an allowed origin, for the token endpoint
+    for path in ("/authorize", "/login", "/signup", "/consent", "/logout"):
+        preflight = await auth_client.options(
+            path, headers=page | {"Access-Control-Request-Method": "POST"}
+        )
+        assert "access-control-allow-origin" not in preflight.headers, path
+        plain = await auth_client.get(path, headers=page)
+        assert "access-control-allow-origin" not in plain.headers, path
+    token = await auth_client.options(
+        "/token", headers=page | {"Access-Control-Request-Method": "POST"}
+    )
+    assert token.headers["access-control-allow-origin"] == page["Origin"]
