@@ -4,8 +4,12 @@ never in a JSON body; cookie-bearing requests must come from the page's origin."
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
+from auth_server.persistence.models import Client
+from shared.service.db import transaction
 from tests.integration.auth.conftest import PASSWORD, register
 from tests.integration.oidc.conftest import Person, pkce, query
 
@@ -201,3 +205,16 @@ async def test_the_web_client_keeps_its_json_refresh_token(
     )
     assert response.status_code == 200 and response.json()["refresh_token"]
     assert "set-cookie" not in response.headers
+
+
+async def test_the_page_clients_uris_follow_the_page_origins(auth_app: Any) -> None:
+    """Contract §8.1: `{origin}/callback` and `{origin}/` for each origin in AUTH_CORS_ORIGINS,
+    set when the server starts (and at `migrate`)."""
+    state = auth_app.state.auth
+    async with transaction(state.session_maker) as db:
+        client = await db.get(Client, "web-page")
+    assert client is not None and client.first_party
+    assert client.grant_types == "authorization_code refresh_token"
+    origins = state.settings.cors_origins
+    assert client.redirect_uris.split() == [f"{o}/callback" for o in origins]
+    assert client.post_logout_redirect_uris.split() == [f"{o}/" for o in origins]

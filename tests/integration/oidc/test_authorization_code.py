@@ -488,3 +488,23 @@ async def test_the_sign_in_redirect_to_the_app_is_a_303_and_its_page_allows_that
     assert "script-src 'self'" in policy and "unsafe" not in policy
     signed_in = await person.sign_in(response.headers["location"])
     assert signed_in.status_code == 303 and signed_in.headers["location"].startswith(APP)
+
+
+async def test_two_exchanges_of_one_code_at_once_give_one_answer_and_it_is_revoked(
+    person: Person, first_party: str
+) -> None:
+    """A race (a stolen code used at the same moment): exactly one exchange wins the code, the
+    other is a replay, and the replay ends what the winner got (on SQLite and PostgreSQL)."""
+    import asyncio
+
+    verifier, challenge = pkce()
+    answer = await get_code(person, first_party, challenge)
+    both = await asyncio.gather(
+        *(exchange(person.client, first_party, answer["code"], verifier) for _ in range(2))
+    )
+    assert sorted(r.status_code for r in both) == [200, 400]
+    winner = next(r for r in both if r.status_code == 200).json()
+    info = await person.client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {winner['access_token']}"}
+    )
+    assert info.status_code == 401

@@ -10,12 +10,13 @@ from sqlalchemy import func, select, update
 
 from auth_server.persistence.models import (
     AuditEvent,
+    AuthorizationCode,
+    LoginFlow,
     LoginSession,
     RateLimitCounter,
     RefreshToken,
     Revocation,
 )
-from auth_server.persistence.models import AuthorizationCode, LoginFlow
 from auth_server.persistence.sweeper import sweep_once
 from tests.integration.sessions.conftest import PASSWORD, bearer, login, refresh, register
 
