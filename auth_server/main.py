@@ -44,7 +44,7 @@ log = logging.getLogger("auth_server")
 
 # Pages a browser navigates to, never fetches: RFC 9700 §2.6 says the authorization endpoint MUST
 # NOT support CORS, and the hosted pages and the end-session endpoint have no use for it either.
-NO_CORS_PATHS = ("/authorize", "/login", "/signup", "/consent", "/logout")
+NO_CORS_PATHS = ("/authorize", "/login", "/login/code", "/signup", "/consent", "/logout")
 
 
 class BrowserOnlyPathsCORS(CORSMiddleware):
