@@ -1,9 +1,9 @@
 """Where an authorization request goes next: the one place that decides between the sign-in
 page, the consent page, an error for the app, and the code (OIDC Core §3.1.2.3 to §3.1.2.6).
 
-/authorize, the sign-in and sign-up POSTs and the consent POST all end here, so `prompt`,
-`max_age`, `acr_values` and consent are decided once. The later steps of issues 22 (a second
-factor) plug in as one more "needs" check before the code.
+/authorize, the sign-in and sign-up POSTs, the one-time code's POST and the consent POST all end
+here, so `prompt`, `max_age`, `acr_values` and consent are decided once. (The second factor is a
+step of the sign-in itself, before there is a browser session: auth_server/web/login.py.)
 """
 
 from __future__ import annotations

@@ -22,11 +22,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from tests.code_flow import code_flow
 from tests.e2e.conftest import LiveSystemFactory
 from tests.e2e.servers import LiveSystem
 
@@ -241,15 +243,35 @@ def context_for(example: Example, installation: Installation, workdir: Path) -> 
         if "EXPIRED_TOKEN" in example.variables:
             env["EXPIRED_TOKEN"] = env["TOKEN"]
             wait_until_refused(http, resource_url, env["TOKEN"])
-    if "-b" in example.argv:  # the page's client: a cookie jar from its login
-        login = subprocess.run(
-            ["curl", "-s", "-c", "jar", "-X", "POST", f"{auth_url}/token", "-H",
-             f"Origin: {PAGE_ORIGIN}", "-d", "grant_type=password", "-d", "client_id=web-page",
-             "-d", f"username={username}", "-d", f"password={PASSWORD}"],
-            cwd=workdir, capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        assert "access_token" in login.stdout, login.stdout
+    if "-b" in example.argv:  # the page's client: a cookie jar from its sign-in (code + PKCE)
+        with httpx.Client(timeout=30) as browser:
+            login = code_flow(
+                browser,
+                auth_url,
+                username=username,
+                password=PASSWORD,
+                client_id="web-page",
+                redirect_uri=f"{PAGE_ORIGIN}/callback",
+                token_headers={"Origin": PAGE_ORIGIN},
+            )
+            assert "access_token" in login.json(), login.text
+            write_curl_jar(workdir / "jar", browser.cookies.jar, "notes_auth_refresh")
     return env
+
+
+def write_curl_jar(path: Path, cookies: Any, name: str) -> None:
+    """The cookies called `name`, in the Netscape format curl's `-b` reads (HttpOnly ones
+    marked as curl marks them)."""
+    lines = ["# Netscape HTTP Cookie File"]
+    for cookie in cookies:
+        if cookie.name != name:
+            continue
+        domain = ("#HttpOnly_" if cookie.has_nonstandard_attr("HttpOnly") else "") + cookie.domain
+        secure = "TRUE" if cookie.secure else "FALSE"
+        lines.append(
+            f"{domain}\tFALSE\t{cookie.path}\t{secure}\t{cookie.expires or 0}\t{name}\t{cookie.value}"
+        )
+    path.write_text("\n".join(lines) + "\n")
 
 
 def wait_until_refused(http: httpx.Client, resource_url: str, token: str) -> None:
